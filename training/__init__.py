@@ -1,0 +1,1 @@
+"""Training side of imdsr: the IMDeception model family, data, recipe and evaluation."""
