@@ -18,11 +18,18 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Each module exposes ``register(app)``; missing modules (a part not installed) are skipped.
+bench_app = typer.Typer(help="Benchmarks: each prints ratios measured side by side in one run.",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+# Each module exposes ``register(app, bench_app)``; a part whose dependencies are not installed
+# (e.g. training without torch in the gateway image) is skipped.
 _PARTS = (
-    "training.cli",
-    "export.cli",
-    "service.cli",
+    "training.cli_model",   # weights, infer, model summary
+    "training.cli_train",   # data, train, eval
+    "export.cli",           # export onnx|trt|repo
+    "service.cli_triton",   # triton launcher
+    "service.cli",          # serve, upscale (HTTP client), gateway benchmarks
 )
 
 
@@ -34,7 +41,7 @@ def _register_parts() -> None:
             if exc.name and name.startswith(exc.name):
                 continue
             raise
-        module.register(app)
+        module.register(app, bench_app)
 
 
 _register_parts()

@@ -46,7 +46,8 @@ class WeightsMeta:
         md = md or {}
         if md.get("format") != FORMAT:
             raise WeightsError(f"{path}: not an imdsr weights file (metadata format={md.get('format')!r})")
-        return cls(md["variant"], int(md["scale"]), md.get("source", ""), json.loads(md.get("training", "{}")))
+        training = json.loads(md.get("training", "{}"))
+        return cls(md["variant"], int(md["scale"]), md.get("source", ""), training)
 
 
 def save_weights(path: str | Path, state: dict[str, torch.Tensor], meta: WeightsMeta) -> Path:

@@ -1,0 +1,52 @@
+"""`imdsr infer`: local upscaling of real image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data as skdata
+from typer.testing import CliRunner
+
+from imdsr.cli import app
+from training.models import create_model
+from training.weights.store import WeightsMeta, save_weights
+
+runner = CliRunner()
+
+
+def test_infer_writes_an_image_exactly_4x_the_input(tmp_path: Path) -> None:
+    photo = skdata.chelsea()[100:137, 150:203]  # a real photo, 53x37: not a multiple of 4 or 32
+    src = tmp_path / "cat.jpg"
+    Image.fromarray(photo).save(src, quality=95)
+    weights = save_weights(tmp_path / "w.safetensors", create_model("c4").state_dict(),
+                           WeightsMeta("c4", 4, "test"))
+    result = runner.invoke(app, ["infer", "--variant", "c4", "--weights", str(weights), str(src),
+                                 "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "out" / "cat_x4.png") as out:
+        assert out.size == (4 * 53, 4 * 37)
+        assert out.mode == "RGB"
+
+
+def test_infer_reports_unreadable_inputs_and_exits_nonzero(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    weights = save_weights(tmp_path / "w.safetensors", create_model("c4").state_dict(),
+                           WeightsMeta("c4", 4, "test"))
+    result = runner.invoke(app, ["infer", "--variant", "c4", "--weights", str(weights), str(bad),
+                                 "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "not a readable image" in result.output
+
+
+def test_infer_refuses_weights_of_another_variant(tmp_path: Path) -> None:
+    weights = save_weights(tmp_path / "w.safetensors", create_model("c4").state_dict(),
+                           WeightsMeta("c4", 4, "test"))
+    src = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src)
+    result = runner.invoke(app, ["infer", "--variant", "c8", "--weights", str(weights), str(src),
+                                 "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "holds variant 'c4', not 'c8'" in result.output
