@@ -50,3 +50,17 @@ def test_infer_refuses_weights_of_another_variant(tmp_path: Path) -> None:
                                  "-o", str(tmp_path)])
     assert result.exit_code == 2
     assert "holds variant 'c4', not 'c8'" in result.output
+
+
+def test_tiled_and_whole_image_inference_agree_within_one_level() -> None:
+    import torch
+
+    from training.infer import upscale_array
+
+    torch.manual_seed(0)
+    model = create_model("c4nla").eval()
+    photo = skdata.astronaut()[:150, :170]
+    tiled = upscale_array(model, photo, torch.device("cpu"), tile=64)
+    whole = upscale_array(model, photo, torch.device("cpu"), tile=0)
+    assert tiled.shape == whole.shape == (600, 680, 3)
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1

@@ -107,6 +107,7 @@ def infer(
     variant: Annotated[str, typer.Option(help="model variant")] = "c16nla",
     weights: Annotated[Path | None, typer.Option(help="weights file (default: shipped)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    tile: Annotated[int, typer.Option(help="tile core in LR px (multiple of 32); 0 = whole image")] = 256,
 ) -> None:
     """Upscale image files locally with PyTorch (no server). 8-bit RGB in and out."""
     from PIL import Image, UnidentifiedImageError
@@ -115,6 +116,8 @@ def infer(
     from training.weights.store import WeightsError
 
     _check_variant(variant)
+    if tile < 0 or tile % 32:
+        raise typer.BadParameter(f"--tile {tile} must be 0 or a positive multiple of 32")
     try:
         dev = pick_device(device)
         model = load_model(variant, weights, dev)
@@ -129,7 +132,7 @@ def infer(
             typer.secho(f"skip {src}: not a readable image ({exc})", fg=typer.colors.YELLOW, err=True)
             failed += 1
             continue
-        out = upscale_array(model, rgb, dev)
+        out = upscale_array(model, rgb, dev, tile=tile)
         dst = output_path(src, outdir, model.scale)
         Image.fromarray(out).save(dst)
         typer.echo(f"{src} {rgb.shape[1]}x{rgb.shape[0]} -> {dst} {out.shape[1]}x{out.shape[0]}")

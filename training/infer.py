@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from imdsr.imaging.tiling import ALIGN, DEFAULT_CONTEXT, DEFAULT_TILE, upscale_tiled
 from training.models import create_model
 from training.weights.store import load_into, shipped_weights
 
@@ -33,13 +34,22 @@ def read_rgb8(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-@torch.inference_mode()
-def upscale_array(model: torch.nn.Module, rgb8: np.ndarray, device: torch.device) -> np.ndarray:
-    # Pillow hands out read-only arrays; torch wants a writable one.
-    x = torch.from_numpy(np.array(rgb8, copy=True)).permute(2, 0, 1).unsqueeze(0)
-    x = x.to(device, torch.float32) / 255.0
-    y = model(x).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-    return y.squeeze(0).permute(1, 2, 0).cpu().numpy()
+def upscale_array(model: torch.nn.Module, rgb8: np.ndarray, device: torch.device,
+                  tile: int = DEFAULT_TILE, context: int = DEFAULT_CONTEXT) -> np.ndarray:
+    """x``scale`` of an HxWx3 uint8 image, through the same tiler the gateway uses.
+
+    Tiling bounds memory for images of any size (within 1 level of whole-image inference);
+    ``tile=0`` runs the whole image at once.
+    """
+
+    @torch.inference_mode()
+    def run(nchw: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(nchw).to(device)).float().cpu().numpy()
+
+    if tile <= 0:
+        tile = max(rgb8.shape[:2]) + ALIGN - max(rgb8.shape[:2]) % ALIGN
+        context = 0
+    return upscale_tiled(rgb8, run, model.scale, tile, context)
 
 
 def output_path(src: Path, outdir: Path, scale: int) -> Path:
