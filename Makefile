@@ -20,6 +20,15 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+serve: $(STAMP)
+	$(VENV)/bin/imdsr serve
+
+# The committed cpu model repository, from the shipped weights and export/serving.toml.
+# Deterministic: an up-to-date repository comes out byte-identical (tests/test_export_committed_repo.py).
+repo: $(STAMP)
+	$(VENV)/bin/imdsr export repo --target cpu --variants shipped -o model_repository
+	$(VENV)/bin/imdsr export check-repo model_repository
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 

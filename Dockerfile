@@ -1,0 +1,288 @@
+# syntax=docker/dockerfile:1.7
+#
+# imdsr images. One file, one target per image:
+#
+#   gateway        FastAPI gateway (python slim, non-root, `serve` extra only, no torch)
+#   triton-cpu     the gateway image + the committed CPU model repository, running the
+#                  tritonserver that nvidia-pytriton ships (laptop clusters: kind, k3s)
+#   triton         NVIDIA Triton for x86-64 GPUs (+ the CPU repository as a fallback)
+#   triton-jetson  NVIDIA Triton for Jetson (iGPU, arm64)
+#   export         builds TensorRT plans on an x86-64 GPU node: TensorRT + the `export` extra
+#   export-jetson  the same for Jetson (TensorRT from the iGPU TensorRT container)
+#
+#   docker build --target gateway -t registry.example.com/imdsr/gateway:0.1.0 .
+#   docker buildx build --platform linux/arm64 --target triton-jetson ... .
+#
+# Every base image is pinned here. TensorRT plans only load under the TensorRT minor release
+# that built them, so the export images move in step with the Triton images and with
+# `tensorrt_version` in export/serving.toml:
+#   gpu:    Triton 24.10 = TensorRT 10.5  -> export: tensorrt-cu12==10.5.0 (NVIDIA's wheels)
+#   jetson: Triton 24.08-igpu = TensorRT 10.3 -> export-jetson: TensorRT 24.08-igpu container
+# docs/DEPLOY.md says what was and was not exercised (these images were not built in CI).
+
+# checkov:skip=CKV_DOCKER_7:Every FROM names a build arg whose default below is a pinned tag; checkov does not expand ARGs (tests/test_deploy_docker.py checks the tags).
+ARG PYTHON_IMAGE=python:3.11.9-slim-bookworm
+ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
+ARG TRITON_JETSON_IMAGE=nvcr.io/nvidia/tritonserver:24.08-py3-igpu
+ARG TENSORRT_JETSON_IMAGE=nvcr.io/nvidia/tensorrt:24.08-py3-igpu
+
+# ---------------------------------------------------------------------------------------
+# source: the project's sources and an empty virtual environment (shared by the venvs below)
+# ---------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS source
+ARG PIP_VERSION=24.2
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install "pip==${PIP_VERSION}"
+COPY pyproject.toml README.md* ./
+COPY imdsr/ imdsr/
+COPY training/ training/
+COPY export/ export/
+COPY service/ service/
+
+# serve-venv: the project with its `serve` extra and nothing else
+FROM source AS serve-venv
+RUN /opt/venv/bin/pip install ".[serve]" \
+ # the gateway never carries torch: fail the build if a dependency pulled it in
+ && if /opt/venv/bin/python -c "import torch" 2>/dev/null; then \
+      echo "torch leaked into the serve environment" >&2; exit 1; \
+    fi
+
+# ---------------------------------------------------------------------------------------
+# gateway
+# ---------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS gateway
+ARG IMDSR_VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG BUILD_DATE=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="imdsr-gateway" \
+      org.opencontainers.image.description="imdsr 4x super-resolution HTTP gateway (FastAPI) in front of Triton" \
+      org.opencontainers.image.version="${IMDSR_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://example.com/imdsr" \
+      org.opencontainers.image.vendor="imdsr"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    IMDSR_TRITON_URL=triton:8001
+RUN groupadd --system --gid 10001 imdsr \
+ && useradd --system --uid 10001 --gid imdsr --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin imdsr
+COPY --from=serve-venv /opt/venv /opt/venv
+WORKDIR /opt/imdsr
+USER 10001:10001
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+ENTRYPOINT ["imdsr"]
+CMD ["gateway", "--host", "0.0.0.0", "--port", "8080"]
+
+# ---------------------------------------------------------------------------------------
+# triton-cpu: the CPU model repository (Python backend + ONNX Runtime) served by the
+# tritonserver binary that nvidia-pytriton ships; no NGC image, no GPU
+# ---------------------------------------------------------------------------------------
+FROM gateway AS triton-cpu
+LABEL org.opencontainers.image.title="imdsr-triton-cpu" \
+      org.opencontainers.image.description="Triton (from nvidia-pytriton) serving the imdsr CPU model repository"
+COPY --chown=0:0 model_repository/ /opt/imdsr/model_repository/
+EXPOSE 8000 8001 8002
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2)"]
+ENTRYPOINT ["imdsr"]
+CMD ["triton", "--repo", "/opt/imdsr/model_repository", "--http-port", "8000", "--grpc-port", "8001", "--metrics-port", "8002"]
+
+# ---------------------------------------------------------------------------------------
+# triton: NVIDIA Triton for x86-64 GPUs. TensorRT plans arrive at run time in /models
+# (built on the node by the `export` image); the committed CPU repository is the default.
+# ---------------------------------------------------------------------------------------
+FROM ${TRITON_IMAGE} AS triton
+ARG IMDSR_VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG BUILD_DATE=1970-01-01T00:00:00Z
+ARG ONNXRUNTIME_VERSION=1.19.2
+ARG NUMPY_VERSION=1.26.4
+LABEL org.opencontainers.image.title="imdsr-triton" \
+      org.opencontainers.image.description="NVIDIA Triton Inference Server with the imdsr model repository (x86-64 GPU)" \
+      org.opencontainers.image.version="${IMDSR_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://example.com/imdsr" \
+      org.opencontainers.image.vendor="imdsr"
+USER 0:0
+# The Python-backend (CPU) models run ONNX Runtime inside Triton's own Python.
+RUN python3 -m pip install --no-cache-dir \
+      "onnxruntime==${ONNXRUNTIME_VERSION}" "numpy==${NUMPY_VERSION}"
+COPY --chown=0:0 model_repository/ /opt/imdsr/model_repository/
+# the same unprivileged uid as every imdsr image (files under /opt are world-readable)
+ENV HOME=/tmp
+USER 10001:10001
+EXPOSE 8000 8001 8002
+HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
+  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2)"]
+CMD ["tritonserver", "--model-repository=/opt/imdsr/model_repository", \
+     "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--strict-readiness=true"]
+
+# ---------------------------------------------------------------------------------------
+# triton-jetson: NVIDIA Triton for Jetson (JetPack 6, iGPU, linux/arm64)
+# ---------------------------------------------------------------------------------------
+FROM ${TRITON_JETSON_IMAGE} AS triton-jetson
+ARG IMDSR_VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG BUILD_DATE=1970-01-01T00:00:00Z
+ARG ONNXRUNTIME_VERSION=1.19.2
+ARG NUMPY_VERSION=1.26.4
+LABEL org.opencontainers.image.title="imdsr-triton-jetson" \
+      org.opencontainers.image.description="NVIDIA Triton Inference Server (iGPU) with the imdsr model repository (Jetson, arm64)" \
+      org.opencontainers.image.version="${IMDSR_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://example.com/imdsr" \
+      org.opencontainers.image.vendor="imdsr"
+USER 0:0
+RUN python3 -m pip install --no-cache-dir \
+      "onnxruntime==${ONNXRUNTIME_VERSION}" "numpy==${NUMPY_VERSION}"
+COPY --chown=0:0 model_repository/ /opt/imdsr/model_repository/
+ENV HOME=/tmp
+USER 10001:10001
+EXPOSE 8000 8001 8002
+HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
+  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2)"]
+CMD ["tritonserver", "--model-repository=/opt/imdsr/model_repository", \
+     "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--strict-readiness=true"]
+
+# ---------------------------------------------------------------------------------------
+# onnx: ONNX graphs from the shipped weights (CPU torch, build time only, never shipped).
+# ONNX does not depend on the platform, so this runs natively on the build machine even
+# when the target is linux/arm64.
+# ---------------------------------------------------------------------------------------
+FROM --platform=$BUILDPLATFORM ${PYTHON_IMAGE} AS onnx
+ARG PIP_VERSION=24.2
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG VARIANTS="c16nla c4"
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install "pip==${PIP_VERSION}" \
+ && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+COPY pyproject.toml README.md* ./
+COPY imdsr/ imdsr/
+COPY training/ training/
+COPY export/ export/
+COPY service/ service/
+RUN /opt/venv/bin/pip install ".[export]" \
+ && mkdir -p /onnx \
+ && for v in ${VARIANTS}; do \
+      /opt/venv/bin/imdsr export onnx --variant "$v" \
+        --weights "training/weights_shipped/imdeception_${v}_x4.safetensors" \
+        -o "/onnx/imdeception_${v}.onnx" || exit 1; \
+    done
+
+# export-venv: the project with its `export` extra (CPU torch: `imdsr export repo` writes each
+# model's ONNX from the shipped weights) and TensorRT's Python API at Triton's version
+FROM source AS export-venv
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TENSORRT_VERSION=10.5.0
+RUN /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+ && /opt/venv/bin/pip install ".[export]" "tensorrt-cu12==${TENSORRT_VERSION}"
+
+# ---------------------------------------------------------------------------------------
+# export: builds TensorRT plans on an x86-64 GPU node (initContainer of the Triton pod).
+# TensorRT comes from NVIDIA's PyPI wheels at the version the Triton image runs; torch is
+# the CPU build (ONNX export only). The ONNX of the shipped variants is in /opt/imdsr/onnx.
+# ---------------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS export
+ARG IMDSR_VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG BUILD_DATE=1970-01-01T00:00:00Z
+ARG TENSORRT_VERSION=10.5.0
+LABEL org.opencontainers.image.title="imdsr-export" \
+      org.opencontainers.image.description="Builds imdsr TensorRT plans and the Triton model repository on the GPU node" \
+      org.opencontainers.image.version="${IMDSR_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://example.com/imdsr" \
+      org.opencontainers.image.vendor="imdsr" \
+      com.nvidia.tensorrt.version="${TENSORRT_VERSION}"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    IMDSR_ONNX_DIR=/opt/imdsr/onnx \
+    IMDSR_PLAN_BUILDER=imdsr \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+RUN groupadd --system --gid 10001 imdsr \
+ && useradd --system --uid 10001 --gid imdsr --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin imdsr
+COPY --from=export-venv /opt/venv /opt/venv
+COPY --from=onnx /onnx/ /opt/imdsr/onnx/
+WORKDIR /opt/imdsr
+USER 10001:10001
+# A batch image: it runs to completion, there is nothing to probe.
+HEALTHCHECK NONE
+ENTRYPOINT ["imdsr"]
+CMD ["export", "--help"]
+
+# ---------------------------------------------------------------------------------------
+# export-jetson: the same on Jetson. JetPack's TensorRT has no CPython 3.11 bindings, so
+# plans are built with the container's `trtexec` (IMDSR_PLAN_BUILDER=trtexec); the project
+# (Python 3.11 from Ubuntu, CPU torch) writes the model repository around them.
+# ---------------------------------------------------------------------------------------
+FROM ${TENSORRT_JETSON_IMAGE} AS export-jetson
+ARG IMDSR_VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG BUILD_DATE=1970-01-01T00:00:00Z
+ARG PIP_VERSION=24.2
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+LABEL org.opencontainers.image.title="imdsr-export-jetson" \
+      org.opencontainers.image.description="Builds imdsr TensorRT plans and the Triton model repository on a Jetson" \
+      org.opencontainers.image.version="${IMDSR_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://example.com/imdsr" \
+      org.opencontainers.image.vendor="imdsr"
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    IMDSR_ONNX_DIR=/opt/imdsr/onnx \
+    IMDSR_PLAN_BUILDER=trtexec \
+    PATH=/opt/venv/bin:/usr/src/tensorrt/bin:/opt/tensorrt/bin:$PATH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Ubuntu's python3.11 tracks security updates within the release the base tag pins.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 imdsr \
+ && useradd --system --uid 10001 --gid imdsr --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin imdsr
+WORKDIR /src
+COPY pyproject.toml README.md* ./
+COPY imdsr/ imdsr/
+COPY training/ training/
+COPY export/ export/
+COPY service/ service/
+RUN python3.11 -m venv /opt/venv \
+ && /opt/venv/bin/pip install "pip==${PIP_VERSION}" \
+ && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+ && /opt/venv/bin/pip install ".[export]" \
+ && rm -rf /src
+COPY --from=onnx /onnx/ /opt/imdsr/onnx/
+WORKDIR /opt/imdsr
+USER 10001:10001
+HEALTHCHECK NONE
+ENTRYPOINT ["imdsr"]
+CMD ["export", "--help"]

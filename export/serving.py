@@ -1,0 +1,94 @@
+"""The serving knobs (`export/serving.toml`) as validated pydantic models.
+
+One file drives every generated ``config.pbtxt``; a typo in a key is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_SERVING_TOML = Path(__file__).resolve().parent / "serving.toml"
+
+Target = Literal["cpu", "gpu", "jetson"]
+TARGETS: tuple[Target, ...] = ("cpu", "gpu", "jetson")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Batching(_Strict):
+    max_queue_delay_us: int = Field(2000, ge=0)
+    preferred_batch_sizes: list[int] = Field(default_factory=list)
+    preserve_ordering: bool = False
+    max_queue_size: int = Field(64, ge=0)
+    queue_timeout_us: int = Field(60_000_000, ge=0)
+    timeout_action: Literal["REJECT", "DELAY"] = "REJECT"
+    allow_timeout_override: bool = True
+
+
+class TargetBase(_Strict):
+    instances: dict[str, int] = Field(default_factory=lambda: {"default": 1})
+    warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
+    max_batch: int | None = Field(None, ge=1, description="overrides the top-level max_batch")
+
+    def instance_count(self, variant: str) -> int:
+        return self.instances.get(variant, self.instances.get("default", 1))
+
+
+class CpuTarget(TargetBase):
+    intra_op_threads: int = Field(2, ge=0)  # 0 lets ORT use every core
+    allow_spinning: bool = False
+
+
+class TrtTarget(TargetBase):
+    cuda_graphs: bool = False
+    cuda_graph_batch_sizes: list[int] = Field(default_factory=list)
+    fp16: bool = True
+    min_side: int = Field(32, ge=1)
+    workspace_mb: int = Field(1024, ge=16)
+    compute_capabilities: list[str] = Field(default_factory=list)
+    tensorrt_version: str = "10.5"
+
+
+class ServingConfig(_Strict):
+    tile: int = Field(320, ge=8)
+    max_batch: int = Field(8, ge=1)
+    batching: Batching = Field(default_factory=Batching)
+    cpu: CpuTarget = Field(default_factory=CpuTarget)
+    gpu: TrtTarget = Field(default_factory=TrtTarget)
+    jetson: TrtTarget = Field(default_factory=TrtTarget)
+
+    @model_validator(mode="after")
+    def _batches_fit(self) -> ServingConfig:
+        for name in TARGETS:
+            target = self.target(name)
+            limit = self.max_batch_for(name)
+            sizes = [*target.warmup_batch_sizes, *self.batching.preferred_batch_sizes]
+            if isinstance(target, TrtTarget):
+                sizes += target.cuda_graph_batch_sizes
+                if target.min_side > self.tile:
+                    raise ValueError(f"[{name}] min_side {target.min_side} > tile {self.tile}")
+            bad = [b for b in sizes if not 1 <= b <= limit]
+            if bad:
+                raise ValueError(f"[{name}] batch sizes {bad} outside 1..max_batch={limit}")
+        return self
+
+    def target(self, name: Target) -> CpuTarget | TrtTarget:
+        if name not in TARGETS:
+            raise ValueError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+        return getattr(self, name)
+
+    def max_batch_for(self, name: Target) -> int:
+        return self.target(name).max_batch or self.max_batch
+
+
+def load_serving(path: str | Path | None = None) -> ServingConfig:
+    """Read a serving TOML (default: the one shipped beside this module)."""
+    path = Path(path) if path else DEFAULT_SERVING_TOML
+    with path.open("rb") as f:
+        return ServingConfig.model_validate(tomllib.load(f))

@@ -1,0 +1,196 @@
+"""The one tiler: cut an image into overlapping tiles, run each through a model, stitch the cores.
+
+Numpy only; the gateway (async, over gRPC) and the gRPC client example (sync) both use it.
+
+Why the tiles sit where they do: IMDeception's block non-local attention works on a fixed 32-pixel
+grid anchored at the top-left of whatever it is given, zero-padded at the bottom/right. A tile
+therefore reproduces whole-image inference only if
+
+* every window starts on a multiple of ``align`` (32) in image coordinates, so the tile's
+  attention regions are exactly the image's regions;
+* a window that reaches the bottom/right border ends exactly at the border, so the convolutions'
+  zero padding and the attention's region padding there match the whole image;
+* every core (the part of the output a tile owns) has ``context`` pixels of real image around it
+  wherever it is not at the border, enough to cover the convolutions' reach and the regions the
+  attention pulls in (measured in docs/PERFORMANCE.md, "Tiling").
+
+Interior windows are all ``tile + 2 * context`` square, so Triton's dynamic batcher can batch them
+across tiles and across requests; windows at the bottom/right border end at the border and are
+smaller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+ALIGN = 32          # IMDeception's attention region, in LR pixels
+DEFAULT_TILE = 256  # core size of interior tiles (chosen by `imdsr bench tiling`, see PERFORMANCE)
+DEFAULT_CONTEXT = 32
+
+
+@dataclass(frozen=True)
+class Span:
+    """One axis of a tile: the window read from the input and the core it owns, half-open."""
+
+    start: int
+    stop: int
+    core_start: int
+    core_stop: int
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A window of the low-resolution image and the core of it whose output the tile owns."""
+
+    y: Span
+    x: Span
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.y.stop - self.y.start, self.x.stop - self.x.start
+
+    @property
+    def pixels(self) -> int:
+        h, w = self.shape
+        return h * w
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    height: int
+    width: int
+    tile: int
+    context: int
+    tiles: tuple[Tile, ...]
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __iter__(self) -> Iterator[Tile]:
+        return iter(self.tiles)
+
+    @property
+    def computed_pixels(self) -> int:
+        return sum(t.pixels for t in self.tiles)
+
+    @property
+    def overhead(self) -> float:
+        """Pixels the network computes per image pixel (1.0 = no overlap)."""
+        return self.computed_pixels / (self.height * self.width)
+
+    @property
+    def shapes(self) -> set[tuple[int, int]]:
+        return {t.shape for t in self.tiles}
+
+
+def _check(tile: int, context: int, align: int) -> None:
+    if tile <= 0 or tile % align:
+        raise ValueError(f"tile {tile} must be a positive multiple of {align}")
+    if context < 0 or context % align:
+        raise ValueError(f"context {context} must be a non-negative multiple of {align}")
+
+
+def plan_axis(n: int, tile: int, context: int, align: int = ALIGN) -> list[Span]:
+    """Spans along one axis of length ``n``; see the module docstring for the rules."""
+    _check(tile, context, align)
+    if n <= 0:
+        raise ValueError(f"axis length {n} must be positive")
+    size = tile + 2 * context
+    if n <= size:
+        # One window covers the axis: exactly whole-image inference along it.
+        return [Span(0, n, 0, n)]
+    spans: list[Span] = []
+    core_start = 0
+    while True:
+        start = max(0, core_start - context)
+        # The first window has no context to give at the top/left, so its core takes that room.
+        core_stop = start + size - context
+        if core_stop + context >= n:
+            # This window reaches the border: end it there and own the rest. It is smaller than
+            # the interior ones (never larger), so the border costs no extra compute.
+            spans.append(Span(start, n, core_start, n))
+            return spans
+        spans.append(Span(start, start + size, core_start, core_stop))
+        core_start = core_stop
+
+
+def plan_tiles(
+    height: int,
+    width: int,
+    tile: int = DEFAULT_TILE,
+    context: int = DEFAULT_CONTEXT,
+    align: int = ALIGN,
+) -> TilePlan:
+    """Tiles covering a ``height`` x ``width`` image, in row-major order."""
+    rows = plan_axis(height, tile, context, align)
+    cols = plan_axis(width, tile, context, align)
+    return TilePlan(height, width, tile, context, tuple(Tile(y, x) for y in rows for x in cols))
+
+
+def max_value(dtype: np.dtype) -> float:
+    """Full-scale value of an image dtype: 255 for uint8, 65535 for uint16, 1.0 for floats."""
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if dtype.kind == "f":
+        return 1.0
+    raise TypeError(f"unsupported image dtype {dtype}")
+
+
+def tile_input(image: np.ndarray, tile: Tile) -> np.ndarray:
+    """The network input for ``tile``: float32 NCHW [1, C, h, w] in [0, 1] from an HWC image.
+
+    Converting per tile keeps memory bounded by the tiles in flight, not by a float copy of the
+    whole image.
+    """
+    window = image[tile.y.start:tile.y.stop, tile.x.start:tile.x.stop]
+    out = window.astype(np.float32)
+    if image.dtype != np.float32 or max_value(image.dtype) != 1.0:
+        out *= np.float32(1.0 / max_value(image.dtype))
+    return np.ascontiguousarray(out.transpose(2, 0, 1)[None])
+
+
+def place(output: np.ndarray, tile: Tile, result: np.ndarray, scale: int) -> None:
+    """Write the core of ``result`` (float [C, s*h, s*w] or [1, C, s*h, s*w]) into ``output``.
+
+    ``output`` is HWC of the final dtype; values are clamped to [0, 1] and rounded here, so the
+    full-resolution float result never exists in memory.
+    """
+    if result.ndim == 4:
+        result = result[0]
+    y, x = tile.y, tile.x
+    core = result[
+        :,
+        (y.core_start - y.start) * scale:(y.core_stop - y.start) * scale,
+        (x.core_start - x.start) * scale:(x.core_stop - x.start) * scale,
+    ]
+    top = max_value(output.dtype)
+    values = np.clip(core.transpose(1, 2, 0), 0.0, 1.0)
+    if top != 1.0:
+        values = np.rint(values * np.float32(top))
+    output[y.core_start * scale:y.core_stop * scale, x.core_start * scale:x.core_stop * scale] = (
+        values.astype(output.dtype, copy=False)
+    )
+
+
+def upscale_tiled(
+    image: np.ndarray,
+    infer: Callable[[np.ndarray], np.ndarray],
+    scale: int,
+    tile: int = DEFAULT_TILE,
+    context: int = DEFAULT_CONTEXT,
+) -> np.ndarray:
+    """Synchronous tiled upscaling of an HWC image with ``infer(NCHW float32) -> NCHW float32``.
+
+    The output has the input's dtype (uint8/uint16 quantised, float32 clamped to [0, 1]).
+    """
+    h, w, c = image.shape
+    output = np.empty((h * scale, w * scale, c), dtype=image.dtype)
+    for t in plan_tiles(h, w, tile, context):
+        place(output, t, infer(tile_input(image, t)), scale)
+    return output

@@ -1,0 +1,230 @@
+"""The HTTP routes: /upscale, /healthz, /readyz, /models, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from imdsr.contract import SCALE, model_name
+from service import codec, errors
+from service.limits import upscale_slot
+from service.metrics import (
+    INPUT_PIXELS,
+    OUTPUT_PIXELS,
+    REJECTED,
+    REQUEST_BYTES,
+    RESPONSE_BYTES,
+    STAGE_SECONDS,
+    TILES,
+)
+from service.pipeline import upscale
+from service.resampling import outscale_size
+from service.schemas import ErrorBody, Health, ModelInfo, ModelList, Readiness, UpscaleOptions
+from service.settings import Settings, get_settings
+from service.triton_client import TritonClient
+from service.upload import read_upload
+
+router = APIRouter()
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_triton(request: Request) -> TritonClient:
+    return request.app.state.triton
+
+
+TritonDep = Annotated[TritonClient, Depends(get_triton)]
+
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "corrupt image or malformed body"),
+        (413, "body, input pixels or output pixels over the limit"),
+        (415, "not an image format the service reads"),
+        (422, "invalid parameter or unknown model"),
+        (429, "too many concurrent requests (Retry-After)"),
+        (503, "Triton or the model unavailable (Retry-After)"),
+        (504, "Triton or the whole request timed out"),
+    )
+}
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        **{name: {"type": "string"} for name in UpscaleOptions.model_fields},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+class Timings:
+    """Stage timings: observed into the stage histogram and reported as Server-Timing."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[name] = elapsed
+            STAGE_SECONDS.labels(stage=name).observe(elapsed)
+
+    def header(self) -> str:
+        return ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in self.seconds.items())
+
+
+def _merge_form(options: UpscaleOptions, fields: dict[str, str]) -> UpscaleOptions:
+    """Form fields of a multipart upload override the query string."""
+    known = {k: v for k, v in fields.items() if k in UpscaleOptions.model_fields}
+    if not known:
+        return options
+    try:
+        return UpscaleOptions.model_validate({**options.model_dump(exclude_none=True), **known})
+    except ValidationError as exc:
+        detail = [{"loc": ["form", *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
+        raise errors.InvalidParameterError(detail) from exc
+
+
+def _decode(data: bytes, max_pixels: int) -> codec.Picture:
+    try:
+        return codec.decode(data, max_pixels)
+    except codec.TooManyPixelsError as exc:
+        REJECTED.labels(reason="input_pixels").inc()
+        raise errors.ImageTooLargeError(str(exc)) from exc
+    except codec.UnsupportedImageError as exc:
+        raise errors.UnsupportedMediaTypeError(str(exc)) from exc
+    except codec.CorruptImageError as exc:
+        raise errors.CorruptImageError(str(exc)) from exc
+
+
+def _check_output(picture: codec.Picture, outscale: float | None, limit: int) -> tuple[int, int]:
+    """Final (height, width); the x4 intermediate counts too, as it is what sits in memory."""
+    h, w = picture.height, picture.width
+    final = outscale_size(h, w, outscale) if outscale else (h * SCALE, w * SCALE)
+    biggest = max(final[0] * final[1], h * w * SCALE * SCALE)
+    if biggest > limit:
+        REJECTED.labels(reason="output_pixels").inc()
+        raise errors.ImageTooLargeError(
+            f"output would be {biggest} pixels; the limit is {limit}")
+    return final
+
+
+@router.post(
+    "/upscale",
+    summary="Upscale an image x4 (or to outscale)",
+    response_class=Response,
+    responses={200: {"content": {t.content_type: {} for t in codec.OutputFormat},
+                     "description": "the upscaled image"}, **ERROR_RESPONSES},
+    openapi_extra=UPLOAD_BODY,
+    dependencies=[Depends(upscale_slot)],
+)
+async def upscale_image(
+    request: Request,
+    options: Annotated[UpscaleOptions, Query()],
+    settings: SettingsDep,
+    triton: TritonDep,
+) -> Response:
+    timings = Timings()
+    try:
+        async with asyncio.timeout(settings.request_timeout_s):
+            with timings.stage("read"):
+                upload = await read_upload(request, settings.max_request_bytes)
+            REQUEST_BYTES.observe(len(upload.data))
+            options = _merge_form(options, upload.fields)
+            variant = options.model or settings.default_model
+            request.state.model = variant
+            await triton.require_ready(variant)
+
+            with timings.stage("decode"):
+                picture = await asyncio.to_thread(_decode, upload.data, settings.max_input_pixels)
+            del upload  # the encoded input is not needed any more
+            final = _check_output(picture, options.outscale, settings.max_output_pixels)
+            INPUT_PIXELS.observe(picture.height * picture.width)
+
+            async def infer(batch: np.ndarray) -> np.ndarray:
+                return await triton.infer(variant, batch)
+
+            with timings.stage("infer"):
+                result = await upscale(
+                    picture, infer, tile=options.tile or settings.tile,
+                    context=settings.tile_context, in_flight=settings.tiles_in_flight,
+                    outscale=options.outscale)
+            TILES.observe(result.tiles)
+            OUTPUT_PIXELS.observe(final[0] * final[1])
+
+            fmt = (options.format or codec.from_accept(request.headers.get("accept"))
+                   or codec.default_format(picture.source_format))
+            quality = options.quality or (
+                settings.jpeg_quality if fmt is codec.OutputFormat.JPEG else settings.webp_quality)
+            with timings.stage("encode"):
+                body = await asyncio.to_thread(
+                    codec.encode, result.picture, fmt, quality, settings.png_compress_level)
+    except TimeoutError as exc:
+        raise errors.RequestTimeoutError(
+            f"request took longer than {settings.request_timeout_s} s") from exc
+    RESPONSE_BYTES.observe(len(body))
+    out = result.picture
+    headers = {
+        "X-Model": variant,
+        "X-Input-Size": f"{picture.width}x{picture.height}",
+        "X-Output-Size": f"{out.width}x{out.height}",
+        "X-Tiles": str(result.tiles),
+        "X-Bit-Depth": str(out.bit_depth if fmt is codec.OutputFormat.PNG else 8),
+        "Server-Timing": timings.header(),
+    }
+    return Response(body, media_type=fmt.content_type, headers=headers)
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+async def healthz() -> Health:
+    return Health()
+
+
+@router.get("/readyz", response_model=Readiness, summary="Triton reachable, default model ready",
+            responses={503: {"model": Readiness}})
+async def readyz(settings: SettingsDep, triton: TritonDep) -> JSONResponse:
+    live = await triton.server_live()
+    model_ready = live and await triton.model_ready(settings.default_model)
+    body = Readiness(ready=live and model_ready, triton=live, model=settings.default_model,
+                     model_ready=model_ready)
+    return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+
+@router.get("/models", response_model=ModelList, summary="Variants in Triton and their state",
+            responses={503: {"model": ErrorBody}})
+async def models(settings: SettingsDep, triton: TritonDep) -> ModelList:
+    states = await triton.models()
+    return ModelList(models=[
+        ModelInfo(variant=v, triton_name=model_name(v), scale=SCALE, state=state,
+                  ready=state == "READY", default=v == settings.default_model)
+        for v, state in sorted(states.items())
+    ])
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,43 @@
+"""``imdsr triton``: run a real Triton Inference Server on a model repository.
+
+Imports nothing heavy (no torch, no tritonclient): this is what the serving image runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT
+
+DEFAULT_REPO = Path(__file__).resolve().parent.parent / "model_repository"
+
+
+def triton(
+    repo: Annotated[Path, typer.Option(envvar="IMDSR_MODEL_REPOSITORY",
+                                       help="model repository (default: the committed one)")] = DEFAULT_REPO,
+    http_port: Annotated[int, typer.Option(help="HTTP/REST port")] = DEFAULT_HTTP_PORT,
+    grpc_port: Annotated[int, typer.Option(help="gRPC port")] = DEFAULT_GRPC_PORT,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port")] = DEFAULT_METRICS_PORT,
+    host: Annotated[str, typer.Option(help="address to bind (127.0.0.1 for local only)")] = "0.0.0.0",
+    log_verbose: Annotated[int, typer.Option(help="Triton's --log-verbose level")] = 0,
+    exit_timeout: Annotated[int, typer.Option(help="seconds to drain in-flight requests on stop")] = 30,
+    ready_timeout: Annotated[float, typer.Option(help="seconds to wait for every model")] = 300.0,
+) -> None:
+    """Start tritonserver (PATH, else the nvidia-pytriton wheel's), wait until every model is ready,
+    forward SIGINT/SIGTERM/SIGHUP, and exit with Triton's status."""
+    from service.triton_server import TritonError, TritonOptions, serve_forever
+
+    opts = TritonOptions(repo, http_port, grpc_port, metrics_port, host, log_verbose, exit_timeout)
+    try:
+        code = serve_forever(opts, ready_timeout)
+    except TritonError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    raise typer.Exit(code=code)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("triton")(triton)

@@ -1,0 +1,47 @@
+"""Gateway configuration: pydantic-settings, every field overridable by an ``IMDSR_*`` env var."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT
+from imdsr.imaging.tiling import ALIGN, DEFAULT_CONTEXT, DEFAULT_TILE
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMDSR_", env_file=None, extra="ignore")
+
+    # Triton's gRPC endpoint (host:port): tiles go over gRPC, several in flight per request.
+    triton_url: str = f"127.0.0.1:{DEFAULT_GRPC_PORT}"
+    default_model: str = DEFAULT_VARIANT
+    triton_timeout_s: float = Field(60.0, gt=0, description="per tile inference call")
+
+    # Tiling (defaults chosen by `imdsr bench tiling`, docs/PERFORMANCE.md "Tiling").
+    tile: int = Field(DEFAULT_TILE, ge=ALIGN, multiple_of=ALIGN)
+    tile_context: int = Field(DEFAULT_CONTEXT, ge=0, multiple_of=ALIGN)
+    # Tiles of one request in flight at once: enough for Triton's dynamic batcher to batch, few
+    # enough that memory is bounded by tiles, not by the image.
+    tiles_in_flight: int = Field(4, ge=1, le=64)
+
+    # Limits.
+    max_request_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    max_input_pixels: int = Field(4096 * 4096 // 4, gt=0)       # 2048 x 2048
+    max_output_pixels: int = Field(8192 * 8192, gt=0)            # applies to the x4 result too
+    request_timeout_s: float = Field(300.0, gt=0)
+    max_concurrent_requests: int = Field(16, ge=1)
+    retry_after_s: int = Field(1, ge=1, description="Retry-After on 429")
+    unavailable_retry_after_s: int = Field(5, ge=1, description="Retry-After on 503")
+
+    # Encoding defaults.
+    jpeg_quality: int = Field(92, ge=1, le=100)
+    webp_quality: int = Field(90, ge=1, le=100)
+    png_compress_level: int = Field(6, ge=0, le=9)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests override this dependency instead of the environment."""
+    return Settings()

@@ -1,0 +1,126 @@
+"""Async gRPC access to Triton: one tile in, one tile out, errors as the gateway's errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
+
+from imdsr.contract import INPUT_NAME, MODEL_PREFIX, OUTPUT_NAME, SCALE, WIRE_DTYPE, model_name
+from service import errors
+from service.metrics import TRITON_ERRORS, TRITON_INFER_SECONDS
+
+# How long a "this model is ready" answer is trusted, so that each request does not cost a
+# readiness round trip; a model that goes away is still caught by the inference call itself.
+READY_TTL_S = 2.0
+
+
+def classify(exc: InferenceServerException) -> errors.ApiError:
+    """Map a Triton/gRPC failure onto the gateway's error (and count it by kind)."""
+    status = str(exc.status() or "")
+    message = exc.message() or str(exc)
+    lowered = message.lower()
+    if "exceeds maximum queue size" in lowered:
+        # Triton shed the tile (queue full): overloaded, try again later.
+        kind, error = "overloaded", errors.TritonUnavailableError(f"Triton is overloaded: {message}")
+    elif "timeout expired" in lowered:
+        # The tile's deadline passed while queued in Triton (its queue policy or ours).
+        kind, error = "queue_timeout", errors.TritonTimeoutError(f"Triton timed out: {message}")
+    elif "UNAVAILABLE" in status or "failed to connect" in lowered:
+        kind, error = "unavailable", errors.TritonUnavailableError("Triton is not reachable")
+    elif "DEADLINE_EXCEEDED" in status:
+        kind, error = "timeout", errors.TritonTimeoutError("Triton did not answer in time")
+    elif "unknown model" in message.lower() or "NOT_FOUND" in status:
+        kind, error = "model_not_found", errors.ModelNotReadyError(message)
+    elif "not ready" in message.lower() or "unavailable" in message.lower():
+        kind, error = "model_not_ready", errors.ModelNotReadyError(message)
+    else:
+        kind, error = "inference", errors.TritonError(message)
+    TRITON_ERRORS.labels(kind=kind).inc()
+    return error
+
+
+class TritonClient:
+    """The gateway's Triton connection; one per process, made in the app's lifespan."""
+
+    def __init__(self, url: str, timeout_s: float, retry_after_s: int) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
+        self._client = InferenceServerClient(url)
+        self._ready_until: dict[str, float] = {}
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def _unavailable_headers(self, error: errors.ApiError) -> errors.ApiError:
+        if error.status == 503:
+            error.headers.setdefault("Retry-After", str(self.retry_after_s))
+        return error
+
+    async def infer(self, variant: str, batch: np.ndarray) -> np.ndarray:
+        """Run ``batch`` (float32 NCHW in [0, 1]) through ``variant``; float32 NCHW, x4."""
+        tensor = InferInput(INPUT_NAME, list(batch.shape), WIRE_DTYPE)
+        tensor.set_data_from_numpy(batch)
+        start = time.perf_counter()
+        try:
+            result = await self._client.infer(
+                model_name(variant), [tensor], outputs=[InferRequestedOutput(OUTPUT_NAME)],
+                # Triton's queue deadline (microseconds): Triton only lets a request shorten
+                # the model's default, so this drops tiles the gateway has given up on.
+                timeout=int(self.timeout_s * 1_000_000), client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise self._unavailable_headers(classify(exc)) from exc
+        TRITON_INFER_SECONDS.labels(model=variant).observe(time.perf_counter() - start)
+        output = result.as_numpy(OUTPUT_NAME)
+        expected = (batch.shape[0], batch.shape[1], batch.shape[2] * SCALE, batch.shape[3] * SCALE)
+        if output is None or output.shape != expected:
+            got = None if output is None else output.shape
+            raise errors.TritonError(f"unexpected output shape {got}, expected {expected}")
+        return output
+
+    async def server_live(self) -> bool:
+        try:
+            return bool(await self._client.is_server_live(client_timeout=2.0))
+        except InferenceServerException:
+            return False
+
+    async def model_ready(self, variant: str) -> bool:
+        try:
+            return bool(await self._client.is_model_ready(model_name(variant), client_timeout=2.0))
+        except InferenceServerException:
+            return False
+
+    async def require_ready(self, variant: str, known: set[str] | None = None) -> None:
+        """Raise the right error unless ``variant`` is ready (cached for ``READY_TTL_S``)."""
+        if self._ready_until.get(variant, 0.0) > time.monotonic():
+            return
+        try:
+            ready = await self._client.is_model_ready(model_name(variant), client_timeout=5.0)
+        except InferenceServerException as exc:
+            raise self._unavailable_headers(classify(exc)) from exc
+        if not ready:
+            models = await self.models()
+            if variant not in models:
+                raise errors.UnknownModelError(
+                    f"unknown model {variant!r}; available: {', '.join(sorted(models)) or 'none'}")
+            raise self._unavailable_headers(errors.ModelNotReadyError(
+                f"model {variant!r} is {models[variant].lower() or 'not ready'}"))
+        self._ready_until[variant] = time.monotonic() + READY_TTL_S
+
+    async def models(self) -> dict[str, str]:
+        """Variants in Triton's model repository and their state ("READY", "UNAVAILABLE", ...)."""
+        try:
+            index = await self._client.get_model_repository_index(as_json=True,
+                                                                  client_timeout=5.0)
+        except InferenceServerException as exc:
+            raise self._unavailable_headers(classify(exc)) from exc
+        states = {}
+        for entry in index.get("models", []):
+            name = entry.get("name", "")
+            if name.startswith(MODEL_PREFIX):
+                states[name[len(MODEL_PREFIX):]] = entry.get("state", "") or "UNAVAILABLE"
+        return states

@@ -1,0 +1,207 @@
+"""Serving config, rendered config.pbtxt (parsed with Triton's own schema), repository generator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from pydantic import ValidationError
+from tritonclient.grpc import model_config_pb2 as mc
+
+from export.model_config import render_model_config
+from export.repo import MANIFEST, ModelSource, check_repository, write_repository
+from export.serving import ServingConfig, load_serving
+from export.triton_python import MODEL_PY
+from imdsr.contract import INPUT_NAME, OUTPUT_NAME
+from training.models import list_variants
+
+
+def parse(text: str) -> mc.ModelConfig:
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+@pytest.fixture(scope="module")
+def cfg() -> ServingConfig:
+    return load_serving()
+
+
+# --- serving.toml -------------------------------------------------------------------------------
+
+
+def test_shipped_serving_toml_loads_with_gateway_tile(cfg: ServingConfig) -> None:
+    assert cfg.tile % 32 == 0 and cfg.max_batch >= 1
+    assert cfg.gpu.instance_count("c16nla") >= 1 and cfg.cpu.instance_count("nope") >= 1
+
+
+def test_serving_rejects_unknown_keys_and_impossible_batches(tmp_path: Path) -> None:
+    bad = tmp_path / "s.toml"
+    bad.write_text("tile = 192\n[batching]\nmax_queue_delay = 5\n")
+    with pytest.raises(ValidationError, match="max_queue_delay"):
+        load_serving(bad)
+    with pytest.raises(ValidationError, match="outside 1..max_batch"):
+        ServingConfig.model_validate({"max_batch": 4, "gpu": {"warmup_batch_sizes": [8]}})
+
+
+# --- config.pbtxt -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", list_variants())
+@pytest.mark.parametrize("target", ["cpu", "gpu", "jetson"])
+def test_every_config_parses_with_tritons_schema(cfg: ServingConfig, variant: str, target: str) -> None:
+    m = parse(render_model_config(variant, target, cfg))  # type: ignore[arg-type]
+    assert m.name == f"imdeception_{variant}"  # the same name on every target: clients never change
+    assert m.max_batch_size == cfg.max_batch_for(target)  # type: ignore[arg-type]
+    io = [(t.name, t.data_type, list(t.dims)) for t in [*m.input, *m.output]]
+    assert io == [(INPUT_NAME, mc.TYPE_FP32, [3, -1, -1]), (OUTPUT_NAME, mc.TYPE_FP32, [3, -1, -1])]
+    b = m.dynamic_batching
+    assert b.max_queue_delay_microseconds == cfg.batching.max_queue_delay_us
+    assert b.default_queue_policy.max_queue_size == cfg.batching.max_queue_size
+    assert b.default_queue_policy.default_timeout_microseconds == cfg.batching.queue_timeout_us
+    assert b.default_queue_policy.timeout_action == mc.ModelQueuePolicy.REJECT
+    t = cfg.target(target)  # type: ignore[arg-type]
+    assert m.instance_group[0].count == t.instance_count(variant)
+    assert [w.batch_size for w in m.model_warmup] == t.warmup_batch_sizes
+    for w in m.model_warmup:
+        assert list(w.inputs[INPUT_NAME].dims) == [3, cfg.tile, cfg.tile]
+
+
+def test_cpu_config_runs_python_backend_on_cpu(cfg: ServingConfig) -> None:
+    m = parse(render_model_config("c4", "cpu", cfg))
+    assert m.backend == "python" and not m.platform
+    assert m.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+    assert m.parameters["onnx_file"].string_value == "model.onnx"
+    assert m.parameters["intra_op_threads"].string_value == str(cfg.cpu.intra_op_threads)
+
+
+def test_gpu_config_maps_compute_capabilities_to_plans(cfg: ServingConfig) -> None:
+    m = parse(render_model_config("c16nla", "gpu", cfg))
+    assert m.platform == "tensorrt_plan"
+    assert m.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
+    assert m.instance_group[0].count == cfg.gpu.instance_count("c16nla")
+    ver = cfg.gpu.tensorrt_version
+    assert dict(m.cc_model_filenames) == {
+        cc: f"model.sm{cc.replace('.', '')}.trt{ver}.plan" for cc in cfg.gpu.compute_capabilities}
+    assert not m.optimization.cuda.graphs  # off by default
+    jetson = parse(render_model_config("c4", "jetson", cfg))
+    assert "8.7" in jetson.cc_model_filenames  # Orin
+
+
+def test_cuda_graphs_are_captured_at_the_tile_shape(cfg: ServingConfig) -> None:
+    on = cfg.model_copy(update={"gpu": cfg.gpu.model_copy(update={"cuda_graphs": True,
+                                                                   "cuda_graph_batch_sizes": []})})
+    m = parse(render_model_config("c4", "gpu", on))
+    assert m.optimization.cuda.graphs
+    specs = m.optimization.cuda.graph_spec
+    assert [s.batch_size for s in specs] == list(range(1, cfg.max_batch + 1))
+    assert all(list(s.input[INPUT_NAME].dim) == [3, cfg.tile, cfg.tile] for s in specs)
+
+
+def test_wire_dtypes_are_for_the_cpu_benchmark_only(cfg: ServingConfig) -> None:
+    m = parse(render_model_config("c4", "cpu", cfg, wire_dtype="UINT8", name="x"))
+    assert m.input[0].data_type == mc.TYPE_UINT8 and m.output[0].data_type == mc.TYPE_UINT8
+    with pytest.raises(ValueError, match="FP32"):
+        render_model_config("c4", "gpu", cfg, wire_dtype="FP16")
+
+
+# --- the generator ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cpu_repo(tmp_path_factory: pytest.TempPathFactory, variant_weights,
+             cfg) -> tuple[Path, list[ModelSource]]:
+    out = tmp_path_factory.mktemp("gen") / "repo"
+    sources = [ModelSource(v, variant_weights[v]) for v in ("c4", "c4nla")]
+    write_repository(out, "cpu", sources, cfg)
+    return out, sources
+
+
+def test_cpu_repository_layout(cpu_repo, cfg) -> None:
+    out, sources = cpu_repo
+    for s in sources:
+        model = out / f"imdeception_{s.variant}"
+        assert (model / "1" / "model.onnx").stat().st_size > 10_000
+        assert (model / "1" / "model.py").read_bytes() == MODEL_PY.read_bytes()
+        assert parse((model / "config.pbtxt").read_text()).name == model.name
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["target"] == "cpu"
+    assert set(manifest["models"]) == {"imdeception_c4", "imdeception_c4nla"}
+
+
+def test_generated_files_hardcode_no_local_path(cpu_repo) -> None:
+    # A committed repository must work from a fresh clone: the stub learns where the packages are
+    # from the launcher's environment, never from a path written here.
+    out, _ = cpu_repo
+    local = [sys.prefix, str(Path(__file__).resolve().parent.parent)]
+    for f in out.rglob("*"):
+        if f.is_file() and f.suffix in (".py", ".pbtxt"):
+            assert not any(p in f.read_text() for p in local), f
+
+
+def test_fresh_repository_checks_clean_and_regenerates_identically(cpu_repo, cfg, tmp_path: Path) -> None:
+    out, sources = cpu_repo
+    assert check_repository(out, cfg, sources) == []
+    again = tmp_path / "again"
+    write_repository(again, "cpu", sources, cfg)
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert all((out / f).read_bytes() == (again / f).read_bytes() for f in files)
+
+
+def test_staleness_is_detected(cpu_repo, cfg, variant_weights, tmp_path: Path) -> None:
+    out, sources = cpu_repo
+    stale = tmp_path / "stale"
+    shutil.copytree(out, stale)
+    config = stale / "imdeception_c4" / "config.pbtxt"
+    config.write_text(config.read_text().replace("max_batch_size: 8", "max_batch_size: 4"))
+    problems = check_repository(stale, cfg, sources)
+    assert any("config.pbtxt" in p for p in problems)
+    # Other weights for c4 than the ones it was exported from.
+    other = [ModelSource("c4", variant_weights["c4nla"]), sources[1]]
+    assert any("other weights" in p for p in check_repository(out, cfg, other))
+    # A variant that has weights but no model, and the generator's config changed.
+    more = [*sources, ModelSource("c8", variant_weights["c8"])]
+    assert any("imdeception_c8" in p for p in check_repository(out, cfg, more))
+    changed = cfg.model_copy(update={"max_batch": 4})
+    assert len(check_repository(out, changed, sources)) == 2
+
+
+def test_generator_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path, variant_weights, cfg) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        write_repository(precious, "cpu", [ModelSource("c4", variant_weights["c4"])], cfg)
+    assert (precious / "notes.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["precious"]  # no temp folder left behind
+
+
+def test_gpu_repository_records_built_plans(tmp_path: Path, variant_weights, cfg) -> None:
+    plans = tmp_path / "plans" / "imdeception_c4" / "1"
+    plans.mkdir(parents=True)
+    (plans / "model.sm87.trt10.3.plan").write_bytes(b"engine")  # e.g. built on an Orin node
+    out = tmp_path / "repo"
+    write_repository(out, "jetson", [ModelSource("c4", variant_weights["c4"])], cfg, tmp_path / "plans")
+    m = parse((out / "imdeception_c4" / "config.pbtxt").read_text())
+    assert m.cc_model_filenames["8.7"] == "model.sm87.trt10.3.plan"
+    assert m.cc_model_filenames["7.2"] == f"model.sm72.trt{cfg.jetson.tensorrt_version}.plan"
+    assert (out / "imdeception_c4" / "1" / "model.sm87.trt10.3.plan").read_bytes() == b"engine"
+    assert (out / "imdeception_c4" / "1" / "model.onnx").exists()  # source for on-node builds
+    assert not (out / "imdeception_c4" / "1" / "model.py").exists()
+
+
+def test_cli_writes_a_repository(tmp_path: Path, variant_weights) -> None:
+    from typer.testing import CliRunner
+
+    from imdsr.cli import app
+
+    out = tmp_path / "repo"
+    res = CliRunner().invoke(app, ["export", "repo", "--target", "cpu", "--variants", "c4",
+                                   "--weights", f"c4={variant_weights['c4']}", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "imdeception_c4" / "config.pbtxt").exists()
+    res = CliRunner().invoke(app, ["export", "repo", "--target", "tpu", "-o", str(out)])
+    assert res.exit_code != 0

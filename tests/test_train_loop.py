@@ -1,0 +1,95 @@
+"""Resume equivalence and an end-to-end train -> ship -> eval on a tiny folder (CI-fast)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from training.train.checkpoint import LAST, load_checkpoint
+from training.train.config import DataConfig, PhaseConfig, TrainConfig
+from training.train.loop import Trainer
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    """Nine smooth random 'photos' (one lands in the validation split)."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(9):
+        small = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((96, 96), Image.BICUBIC).save(root / f"img{i}.png")
+    return root
+
+
+def _cfg(root: Path, out: Path, name: str, phase2: bool = False) -> TrainConfig:
+    return TrainConfig(
+        name=name, variant="c4", seed=1, init="bicubic", init_fit_steps=3, threads=1,
+        phase1=PhaseConfig(loss="charbonnier", steps=4, peak_lr=1e-3, warmup=1, explore=1),
+        phase2=PhaseConfig(loss="l2", steps=2, peak_lr=1e-4, warmup=0, explore=0) if phase2
+        else None,
+        data=DataConfig(root=str(root), cache=str(out / "cache"), lr_crop=8, batch=2,
+                        val_crop=64, val_images=1),
+        out_dir=str(out), val_every=2, ckpt_every=2, log_every=1)
+
+
+def _states(run_dir: Path) -> dict[str, torch.Tensor]:
+    ck = load_checkpoint(run_dir / LAST)
+    flat = {f"model.{k}": v for k, v in ck["model"].items()}
+    flat.update({f"ema.{k}": v for k, v in ck["ema"].items()})
+    return flat
+
+
+def test_killed_run_resumes_to_the_same_state(tiny_folder, tmp_path):
+    straight = _cfg(tiny_folder, tmp_path, "straight", phase2=True)
+    Trainer(straight).run()
+    pieces = _cfg(tiny_folder, tmp_path, "pieces", phase2=True)
+    # A piece that stops right after its first step, as a killed run's last checkpoint would.
+    first = Trainer(pieces, max_minutes=1e-9).run()
+    assert first.step == 1
+    while load_checkpoint(pieces.run_dir / LAST)["state"]["step"] < 6:
+        Trainer(pieces, resume=True, max_minutes=1e-9).run()
+    a, b = _states(straight.run_dir), _states(pieces.run_dir)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    rows = (pieces.run_dir / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == [str(i) for i in range(1, 7)]
+
+
+def test_train_ship_eval_end_to_end(tiny_folder, tmp_path):
+    from imdsr.cli import app
+
+    cfg = _cfg(tiny_folder, tmp_path, "e2e")
+    state = Trainer(cfg).run()
+    assert state.best_step > 0
+    assert (cfg.run_dir / "curves.png").stat().st_size > 0
+    weights = tmp_path / "c4.safetensors"
+    runner = CliRunner()
+    res = runner.invoke(app, ["ship", str(cfg.run_dir), "--out", str(weights)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["eval", "--variant", "c4", "--weights", str(weights),
+                              "--data", str(tiny_folder)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[0].split()[0] == "image" and lines[-1].split()[0] == "mean"
+    assert len(lines) == 1 + 9 + 1
+
+
+def test_data_photos_dedupes_and_writes_manifest(tiny_folder, tmp_path):
+    import json
+    import shutil
+
+    from imdsr.cli import app
+
+    src = tmp_path / "src"
+    shutil.copytree(tiny_folder, src)
+    shutil.copy(src / "img0.png", src / "copy_of_img0.png")
+    out = tmp_path / "set"
+    res = CliRunner().invoke(app, ["data", "photos", str(out), "--from", str(src), "--no-filter"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["count"] == 9
+    assert all(len(p["sha256"]) == 64 and p["width"] == 96 for p in manifest["photos"])

@@ -1,0 +1,68 @@
+"""HR/LR pairs: LR made once per scale with the MATLAB-style bicubic and cached as ``.npy``.
+
+Both HR and LR are cached decoded (uint8 HxWx3 ``.npy``) so training opens them memory-mapped
+and cuts crops without decoding a JPEG per sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from imdsr.imaging.resize import downscale, imresize, modcrop
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    hr: np.ndarray  # uint8 HxWx3, sides multiples of the scale
+    lr: np.ndarray  # uint8 (H/s)x(W/s)x3
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _cache_key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def fit_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink (MATLAB bicubic) so the long side is at most ``max_side``; 0 keeps the size.
+
+    Wallpapers are often rendered or upsampled to 4-5K and carry little detail per pixel;
+    bringing them to DIV2K's ~2K long side gives HR crops with photo-like pixel statistics.
+    """
+    long = max(img.shape[:2])
+    if max_side <= 0 or long <= max_side:
+        return img
+    return imresize(img, max_side / long)
+
+
+def cached_pair(path: Path, scale: int, cache_dir: Path, max_side: int = 0) -> Pair:
+    """Load (or make once and cache) the HR/LR pair for ``path`` at ``scale``."""
+    key = _cache_key(path) + (f"-m{max_side}" if max_side > 0 else "")
+    hr_file = cache_dir / "hr" / f"{path.stem}-{key}.npy"
+    lr_file = cache_dir / f"x{scale}" / f"{path.stem}-{key}.npy"
+    if not hr_file.exists() or not lr_file.exists():
+        hr = modcrop(fit_long_side(load_rgb(path), max_side), scale)
+        lr = downscale(hr, scale)
+        for f, arr in ((hr_file, hr), (lr_file, lr)):
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_suffix(f".{os.getpid()}.tmp.npy")  # concurrent runs may build the cache
+            np.save(tmp, np.ascontiguousarray(arr))
+            tmp.replace(f)  # atomic, so a killed build never leaves a half-written cache file
+    hr = np.load(hr_file, mmap_mode="r")
+    lr = np.load(lr_file, mmap_mode="r")
+    return Pair(path.stem, hr, lr)
+
+
+def load_pairs(files: list[Path], scale: int, cache_dir: Path, max_side: int = 0) -> list[Pair]:
+    return [cached_pair(f, scale, cache_dir, max_side) for f in files]

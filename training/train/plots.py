@@ -1,0 +1,44 @@
+"""One PNG per run: training loss, validation PSNR (model vs bicubic) and LR against step."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def _floats(rows: list[dict[str, str]], key: str) -> tuple[list[int], list[float]]:
+    xs, ys = [], []
+    for r in rows:
+        if r.get(key):
+            xs.append(int(r["step"]))
+            ys.append(float(r[key]))
+    return xs, ys
+
+
+def plot_run(csv_path: Path, png_path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: training hosts have no display
+    import matplotlib.pyplot as plt
+
+    with csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot(*_floats(rows, "loss"))
+    axes[0].set_yscale("log")
+    axes[0].set_title("training loss")
+    axes[1].plot(*_floats(rows, "val_y_psnr"), "o-", label="model (EMA)")
+    axes[1].plot(*_floats(rows, "val_bicubic_y_psnr"), "--", label="bicubic")
+    axes[1].set_title("validation Y-PSNR (dB)")
+    axes[1].legend()
+    axes[2].plot(*_floats(rows, "lr"))
+    axes[2].set_title("learning rate")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return png_path

@@ -1,0 +1,48 @@
+"""Turn a run's best checkpoint into a project weights file (EMA weights + training summary)."""
+
+from __future__ import annotations
+
+import csv
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.train.checkpoint import BEST, LAST, load_checkpoint
+from training.weights.store import WeightsMeta, save_weights
+
+
+def _hardware() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, {gpu}"
+
+
+def training_summary(run_dir: Path, ck: dict[str, Any], extra: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    cfg, state = ck["config"], ck["state"]
+    last = load_checkpoint(run_dir / LAST)["state"] if (run_dir / LAST).exists() else state
+    rows = []
+    if (run_dir / "metrics.csv").exists():
+        with (run_dir / "metrics.csv").open() as f:
+            rows = [r for r in csv.DictReader(f) if r.get("val_y_psnr")]
+    summary = {
+        "run": cfg["name"], "data": cfg["data"]["root"], "init": state.get("init_note", ""),
+        "phases": [cfg["phase1"]] + ([cfg["phase2"]] if cfg.get("phase2") else []),
+        "charbonnier_eps": cfg["charbonnier_eps"], "ema_decay": cfg["ema_decay"],
+        "best_step": state["best_step"], "steps_total": last["step"],
+        "wall_s_to_best": round(state["wall_s"], 1), "wall_s_total": round(last["wall_s"], 1),
+        "val_y_psnr_best": round(state["best_psnr"], 4),
+        "val_bicubic_y_psnr": float(rows[-1]["val_bicubic_y_psnr"]) if rows else None,
+        "hardware": _hardware(), "weights": "EMA",
+    }
+    summary.update(extra or {})
+    return summary
+
+
+def ship(run_dir: Path, out: Path, which: str = BEST, extra: dict[str, Any] | None = None) -> Path:
+    ck = load_checkpoint(run_dir / which)
+    cfg = ck["config"]
+    meta = WeightsMeta(cfg["variant"], cfg["scale"], source=f"trained by imdsr ({cfg['name']})",
+                       training=training_summary(run_dir, ck, extra))
+    return save_weights(out, ck["ema"], meta)
