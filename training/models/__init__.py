@@ -1,6 +1,24 @@
-"""The IMDeception model family and its registry of named variants."""
+"""The IMDeception model family and its registry of named variants.
 
-from training.models.imdeception import IMDeception
+The registry is torch-free so that the ``imdsr`` command line (and the torch-less gateway image)
+can list variants; ``IMDeception`` and ``create_model`` import torch when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from training.models.registry import VARIANTS, VariantSpec, create_model, get_variant, list_variants
 
+if TYPE_CHECKING:
+    from training.models.imdeception import IMDeception
+
 __all__ = ["IMDeception", "VARIANTS", "VariantSpec", "create_model", "get_variant", "list_variants"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "IMDeception":
+        from training.models.imdeception import IMDeception
+
+        return IMDeception
+    raise AttributeError(name)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from training.models.imdeception import IMDeception
+if TYPE_CHECKING:
+    from training.models.imdeception import IMDeception
 
 
 @dataclass(frozen=True)
@@ -42,5 +44,7 @@ def get_variant(name: str) -> VariantSpec:
 
 
 def create_model(name: str, scale: int = 4) -> IMDeception:
+    from training.models.imdeception import IMDeception  # torch, only when a model is built
+
     spec = get_variant(name)
     return IMDeception(core=spec.core, nla=spec.nla, scale=scale)
