@@ -111,3 +111,20 @@ def test_fit_long_side():
     img = np.zeros((100, 60, 3), np.uint8)
     assert fit_long_side(img, 0) is img and fit_long_side(img, 100) is img
     assert fit_long_side(img, 50).shape == (50, 30, 3)
+
+
+def test_photo_heuristic(tmp_path):
+    from PIL import Image
+
+    from training.data.photos import is_photo
+
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 256, (1000, 1100, 3), dtype=np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "photo.jpg")
+    Image.fromarray(noisy).save(tmp_path / "art.png")
+    Image.fromarray(noisy[:500]).save(tmp_path / "small.jpg")
+    Image.fromarray(np.full_like(noisy, 40)).save(tmp_path / "flat.jpg")
+    Image.fromarray(noisy).save(tmp_path / "screenshot.jpg")
+    verdicts = {p.stem: is_photo(p)[0] for p in tmp_path.iterdir()}
+    assert verdicts == {"photo": True, "art": False, "small": False, "flat": False,
+                        "screenshot": False}
