@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import re
+import time
 import urllib.request
 
 import numpy as np
@@ -41,6 +42,17 @@ def metrics(triton_server, model: str) -> dict[str, float]:
     return out
 
 
+def metrics_once(triton_server, model: str, ready, timeout_s: float = 30.0) -> dict[str, float]:
+    """``metrics`` once ``ready(m)`` holds: Triton counts a request only after answering it, so
+    under load the endpoint can lag the client by a moment."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        m = metrics(triton_server, model)
+        if ready(m) or time.monotonic() > deadline:
+            return m
+        time.sleep(0.2)
+
+
 def test_every_variant_is_ready_under_its_contract_name(client, triton_server) -> None:
     assert client.is_server_live() and client.is_server_ready()
     for v in triton_server.variants:
@@ -72,8 +84,9 @@ def test_dynamic_batching_really_batches(client, triton_server) -> None:
         client.async_infer(model, [inp], callback=lambda result, error: done.put((result, error)))
     results = [done.get(timeout=120) for _ in range(n)]
     assert all(error is None for _, error in results), [e for _, e in results if e]
-    after = metrics(triton_server, model)
-    inferences = after["nv_inference_count"] - before.get("nv_inference_count", 0)
+    base = before.get("nv_inference_count", 0)
+    after = metrics_once(triton_server, model, lambda m: m.get("nv_inference_count", 0) - base >= n)
+    inferences = after["nv_inference_count"] - base
     executions = after["nv_inference_exec_count"] - before.get("nv_inference_exec_count", 0)
     print(f"\n{n} concurrent requests -> {inferences:.0f} inferences in {executions:.0f} executions")
     assert inferences == n
@@ -83,7 +96,7 @@ def test_dynamic_batching_really_batches(client, triton_server) -> None:
 def test_queue_and_compute_time_are_on_the_metrics_endpoint(client, triton_server) -> None:
     model = model_name("c8")
     infer(client, model, np.zeros((1, 3, 32, 32), np.float32))
-    m = metrics(triton_server, model)
+    m = metrics_once(triton_server, model, lambda m: m.get("nv_inference_request_success", 0) >= 1)
     assert m["nv_inference_request_success"] >= 1
     assert m["nv_inference_compute_infer_duration_us"] > 0
     assert "nv_inference_queue_duration_us" in m

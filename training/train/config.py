@@ -41,7 +41,7 @@ class TrainConfig:
     # Charbonnier epsilon on [0, 1] data. The paper states 0.1 (it does not say on which range);
     # we honour 0.1 on [0, 1] as the default; see docs/MODEL_CARD.md for what the CPU run used.
     charbonnier_eps: float = 0.1
-    init: str = "bicubic"            # bicubic (exact, or fitted for narrow heads) | default
+    init: str = "bicubic"            # bicubic (exact, or fitted for narrow heads) | default | weights:PATH
     init_fit_steps: int = 300
     beta1: float = 0.9
     beta2: float = 0.999
