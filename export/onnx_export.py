@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from imdsr.contract import INPUT_NAME, OUTPUT_NAME, SCALE
-from training.models import create_model
-from training.weights.store import WeightsMeta, file_sha256, load_into
+from training.weights.store import file_sha256, load_model
 
 OPSET = 17  # highest opset that TensorRT 8.5 (JetPack 5) parses; 10.x takes it too
 META_PREFIX = "imdsr."
@@ -56,12 +55,6 @@ class ExportResult:
     provenance: Provenance
     nodes_traced: int
     nodes_final: int
-
-
-def load_model(variant: str, weights: str | Path, scale: int = SCALE) -> tuple[nn.Module, WeightsMeta]:
-    model = create_model(variant, scale=scale)
-    meta = load_into(model, weights, variant, scale)
-    return model.eval(), meta
 
 
 def trace_to_onnx(model: nn.Module, opset: int = OPSET) -> onnx.ModelProto:

@@ -120,12 +120,12 @@ def bench_tiling(
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = create_model(variant).eval()
-    if weights != "random":
-        from training.weights.store import load_into, shipped_weights
+    if weights == "random":
+        model = create_model(variant).eval()
+    else:
+        from training.weights.store import load_model
 
-        load_into(model, shipped_weights(variant) if weights == "shipped" else Path(weights),
-                  variant, 4)
+        model, _ = load_model(variant, None if weights == "shipped" else Path(weights))
 
     def infer(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

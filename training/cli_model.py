@@ -112,7 +112,7 @@ def infer(
     """Upscale image files locally with PyTorch (no server). 8-bit RGB in and out."""
     from PIL import Image, UnidentifiedImageError
 
-    from training.infer import load_model, output_path, pick_device, read_rgb8, upscale_array
+    from training.infer import load_on, output_path, pick_device, read_rgb8, upscale_array
     from training.weights.store import WeightsError
 
     _check_variant(variant)
@@ -120,7 +120,7 @@ def infer(
         raise typer.BadParameter(f"--tile {tile} must be 0 or a positive multiple of 32")
     try:
         dev = pick_device(device)
-        model = load_model(variant, weights, dev)
+        model = load_on(variant, weights, dev)
     except (WeightsError, RuntimeError) as exc:
         raise _fail(str(exc)) from exc
     outdir.mkdir(parents=True, exist_ok=True)

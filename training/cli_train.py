@@ -67,12 +67,10 @@ def evaluate(
     import torch
 
     from training.evaluate import evaluate_images, folder_photos, format_table, skimage_photos
-    from training.models.registry import create_model
-    from training.weights.store import load_into, shipped_weights
+    from training.weights.store import load_model
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
-    model = create_model(variant, scale)
-    load_into(model, weights or shipped_weights(variant), variant, scale)
+    model, _ = load_model(variant, weights, scale)
     images = folder_photos(data) if data else skimage_photos()
     typer.echo(format_table(evaluate_images(model, images, scale), markdown=markdown))
 

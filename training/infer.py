@@ -9,8 +9,7 @@ import torch
 from PIL import Image, ImageOps
 
 from imdsr.imaging.tiling import ALIGN, DEFAULT_CONTEXT, DEFAULT_TILE, upscale_tiled
-from training.models import create_model
-from training.weights.store import load_into, shipped_weights
+from training.weights.store import load_model
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -21,10 +20,9 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def load_model(variant: str, weights: Path | None, device: torch.device, scale: int = 4) -> torch.nn.Module:
-    model = create_model(variant, scale=scale)
-    load_into(model, weights or shipped_weights(variant), variant, scale)
-    return model.eval().to(device)
+def load_on(variant: str, weights: Path | None, device: torch.device, scale: int = 4) -> torch.nn.Module:
+    model, _ = load_model(variant, weights, scale)
+    return model.to(device)
 
 
 def read_rgb8(path: Path) -> np.ndarray:

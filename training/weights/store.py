@@ -77,6 +77,16 @@ def shipped_weights(variant: str) -> Path:
     return path
 
 
+def load_model(variant: str, weights: str | Path | None = None, scale: int = 4
+               ) -> tuple[nn.Module, WeightsMeta]:
+    """A ``variant`` model in eval mode with ``weights`` (default: the shipped ones) loaded."""
+    from training.models.registry import create_model
+
+    model = create_model(variant, scale=scale)
+    meta = load_into(model, weights or shipped_weights(variant), variant, scale)
+    return model.eval(), meta
+
+
 def load_into(model: nn.Module, path: str | Path, variant: str, scale: int) -> WeightsMeta:
     """Load ``path`` into ``model`` after checking the file is for ``variant`` at ``scale``."""
     path = Path(path)
