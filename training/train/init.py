@@ -163,18 +163,9 @@ def fit_linear_start(model: IMDeception, batches, steps: int = 300, lr: float = 
     return history
 
 
-def meta_variant(model: IMDeception) -> str:
-    """The registry name of ``model``'s structure (weights files are checked against it)."""
-    from training.models.registry import VARIANTS
-
-    for name, spec in VARIANTS.items():
-        if spec.core == model.core and spec.nla == model.nla:
-            return name
-    raise ValueError(f"no registered variant has core {model.core}, nla {model.nla}")
-
-
-def apply_start(model: IMDeception, kind: str, batches=None, fit_steps: int = 300) -> str:
-    """Apply the configured start; returns what was done (for logs and the model card)."""
+def apply_start(model: IMDeception, kind: str, variant: str, batches=None, fit_steps: int = 300) -> str:
+    """Apply the configured start to ``model`` (built as ``variant``); returns what was done (for
+    logs and the model card)."""
     if kind == "default":
         return "default PyTorch init"
     if kind.startswith("weights:"):
@@ -182,7 +173,7 @@ def apply_start(model: IMDeception, kind: str, batches=None, fit_steps: int = 30
         from training.weights.store import load_into
 
         path = kind.split(":", 1)[1]
-        meta = load_into(model, path, meta_variant(model), model.scale)
+        meta = load_into(model, path, variant, model.scale)
         return f"warm start from {path} ({meta.source})"
     if kind != "bicubic":
         raise ValueError(f"unknown init {kind!r}: 'bicubic', 'default' or 'weights:PATH'")

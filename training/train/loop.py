@@ -118,7 +118,7 @@ class Trainer:
             lr, hr = fit_sampler.batch_at(i)
             return torch.from_numpy(lr), torch.from_numpy(hr)
 
-        self.state.init_note = apply_start(self.model, cfg.init, batches, cfg.init_fit_steps)
+        self.state.init_note = apply_start(self.model, cfg.init, cfg.variant, batches, cfg.init_fit_steps)
 
     def _make_optimizer(self, phase: PhaseConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=phase.peak_lr,
