@@ -59,6 +59,24 @@ def test_killed_run_resumes_to_the_same_state(tiny_folder, tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == [str(i) for i in range(1, 7)]
 
 
+def test_resume_with_an_edited_config_says_what_changed(tiny_folder, tmp_path, capsys):
+    import json
+
+    cfg = _cfg(tiny_folder, tmp_path, "edited")
+    Trainer(cfg, max_minutes=1e-9).run()
+    capsys.readouterr()
+    Trainer(cfg, resume=True, max_minutes=1e-9).run()  # same config: nothing to say
+    assert "changed config" not in capsys.readouterr().err
+    assert not (cfg.run_dir / "config_changes.log").exists()
+    longer = _cfg(tiny_folder, tmp_path, "edited")
+    longer.phase1.steps = 6
+    Trainer(longer, resume=True, max_minutes=1e-9).run()
+    err = capsys.readouterr().err
+    assert "changed config" in err and "phase1.steps: 4 -> 6" in err
+    assert "phase1.steps: 4 -> 6" in (cfg.run_dir / "config_changes.log").read_text()
+    assert json.loads((cfg.run_dir / "config.json").read_text())["phase1"]["steps"] == 6
+
+
 def test_train_ship_eval_end_to_end(tiny_folder, tmp_path):
     from imdsr.cli import app
 

@@ -113,6 +113,28 @@ def test_fit_long_side():
     assert fit_long_side(img, 50).shape == (50, 30, 3)
 
 
+def test_multiscale_pairs(tmp_path):
+    from PIL import Image
+
+    from imdsr.imaging.resize import imresize
+    from training.data.pairs import load_pairs
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (101, 83, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    pairs = load_pairs([tmp_path / "a.png"], 4, tmp_path / "cache", hr_scales=(1.0, 0.5))
+    assert [p.name for p in pairs] == ["a", "a@0.5"]
+    full, half = pairs
+    assert full.hr.shape == (100, 80, 3) and full.lr.shape == (25, 20, 3)
+    # The shrunk HR is the MATLAB-style bicubic of the photo, cropped to the scale; its LR its x4.
+    np.testing.assert_array_equal(half.hr, imresize(img, 0.5)[:48, :40])
+    np.testing.assert_array_equal(half.lr, downscale(np.asarray(half.hr), 4))
+    again = load_pairs([tmp_path / "a.png"], 4, tmp_path / "cache", hr_scales=(0.5,))
+    np.testing.assert_array_equal(again[0].hr, half.hr)  # from the cache, same bytes
+    with pytest.raises(ValueError, match="hr_scale"):
+        load_pairs([tmp_path / "a.png"], 4, tmp_path / "cache", hr_scales=(1.5,))
+
+
 def test_photo_heuristic(tmp_path):
     from PIL import Image
 

@@ -46,13 +46,22 @@ def fit_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
     return imresize(img, max_side / long)
 
 
-def cached_pair(path: Path, scale: int, cache_dir: Path, max_side: int = 0) -> Pair:
-    """Load (or make once and cache) the HR/LR pair for ``path`` at ``scale``."""
+def cached_pair(path: Path, scale: int, cache_dir: Path, max_side: int = 0, hr_scale: float = 1.0
+                ) -> Pair:
+    """Load (or make once and cache) the HR/LR pair for ``path`` at ``scale``.
+
+    ``hr_scale`` < 1 shrinks the HR (after ``max_side``) before the LR is made: the same photo
+    seen from further away, with more detail per pixel (multi-scale augmentation).
+    """
+    if not 0 < hr_scale <= 1:
+        raise ValueError(f"hr_scale must be in (0, 1], got {hr_scale}")
     key = _cache_key(path) + (f"-m{max_side}" if max_side > 0 else "")
+    key += f"-s{hr_scale:g}" if hr_scale != 1 else ""
     hr_file = cache_dir / "hr" / f"{path.stem}-{key}.npy"
     lr_file = cache_dir / f"x{scale}" / f"{path.stem}-{key}.npy"
     if not hr_file.exists() or not lr_file.exists():
-        hr = modcrop(fit_long_side(load_rgb(path), max_side), scale)
+        hr = fit_long_side(load_rgb(path), max_side)
+        hr = modcrop(hr if hr_scale == 1 else imresize(hr, hr_scale), scale)
         lr = downscale(hr, scale)
         for f, arr in ((hr_file, hr), (lr_file, lr)):
             f.parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +70,10 @@ def cached_pair(path: Path, scale: int, cache_dir: Path, max_side: int = 0) -> P
             tmp.replace(f)  # atomic, so a killed build never leaves a half-written cache file
     hr = np.load(hr_file, mmap_mode="r")
     lr = np.load(lr_file, mmap_mode="r")
-    return Pair(path.stem, hr, lr)
+    return Pair(path.stem if hr_scale == 1 else f"{path.stem}@{hr_scale:g}", hr, lr)
 
 
-def load_pairs(files: list[Path], scale: int, cache_dir: Path, max_side: int = 0) -> list[Pair]:
-    return [cached_pair(f, scale, cache_dir, max_side) for f in files]
+def load_pairs(files: list[Path], scale: int, cache_dir: Path, max_side: int = 0,
+               hr_scales: tuple[float, ...] = (1.0,)) -> list[Pair]:
+    """One pair per file and HR scale."""
+    return [cached_pair(f, scale, cache_dir, max_side, s) for f in files for s in hr_scales]

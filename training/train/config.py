@@ -15,6 +15,9 @@ class DataConfig:
     lr_crop: int = 48                # LR patch side (paper: 64 at x4)
     batch: int = 16                  # per process
     max_side: int = 0                # shrink HR so the long side is at most this (0: keep)
+    # Training HR also shrunk by each factor (<= 1) before the LR is made: multi-scale
+    # augmentation, as BasicSR's DF2K "multiscale" set. Validation stays at 1.0.
+    hr_scales: list[float] = field(default_factory=lambda: [1.0])
     min_detail: float = 0.0          # resample LR crops with less `detail` (0..1 scale); 0: off
     val_crop: int = 384              # HR centre crop per validation image (keeps CPU val fast)
     val_images: int = 6              # at most this many validation images
@@ -90,3 +93,15 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
 
 def to_dict(cfg: Any) -> Any:
     return asdict(cfg) if is_dataclass(cfg) else cfg
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs (nested sections as ``a.b``)."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from training.evaluate import Row, evaluate_pair, mean_row
 from training.models.registry import create_model
 from training.train import distributed
 from training.train.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
-from training.train.config import PhaseConfig, TrainConfig, to_dict
+from training.train.config import PhaseConfig, TrainConfig, config_diff, to_dict
 from training.train.ema import EMA
 from training.train.init import apply_start
 from training.train.losses import make_loss
@@ -90,7 +91,7 @@ class Trainer:
         root = Path(cfg.data.root)
         train_files, valid_files = find_hr_images(root)
         cache, side = Path(cfg.data.cache), cfg.data.max_side
-        self.pairs = load_pairs(train_files, cfg.scale, cache, side)
+        self.pairs = load_pairs(train_files, cfg.scale, cache, side, tuple(cfg.data.hr_scales))
         vp = load_pairs(valid_files, cfg.scale, cache, side)
         self.val = val_pairs(vp, cfg.data.val_crop, cfg.scale, cfg.data.val_images)
         self.sampler = CropSampler(self.pairs, cfg.data.lr_crop, cfg.scale, cfg.data.batch,
@@ -199,6 +200,22 @@ class Trainer:
                 self._save(BEST)
         self._log(rec)
 
+    def _note_config_change(self) -> None:
+        """Resuming under an edited config (say, a longer schedule) is allowed but never silent:
+        the changes are printed and appended to ``config_changes.log``, and ``config.json``
+        becomes the config the run now follows."""
+        saved = self.run_dir / "config.json"
+        if not saved.exists() or not self.rt.is_main:
+            return
+        changes = config_diff(json.loads(saved.read_text()), to_dict(self.cfg))
+        if not changes:
+            return
+        lines = [f"resumed at step {self.state.step} with a changed config:", *changes]
+        print("\n  ".join(lines), file=sys.stderr)
+        with (self.run_dir / "config_changes.log").open("a") as f:
+            f.write("\n  ".join(lines) + "\n")
+        saved.write_text(json.dumps(to_dict(self.cfg), indent=1))
+
     def run(self) -> State:
         cfg, rt = self.cfg, self.rt
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -209,6 +226,7 @@ class Trainer:
             self.ema = EMA(self.model, cfg.ema_decay)
             self._restore(load_checkpoint(last))
             self._truncate_csv(self.state.step)
+            self._note_config_change()
         else:
             if self.run_dir.joinpath("metrics.csv").exists() and rt.is_main:
                 self.run_dir.joinpath("metrics.csv").unlink()
