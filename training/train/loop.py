@@ -82,6 +82,9 @@ def validate(model: nn.Module, pairs: list[Pair], scale: int, device: torch.devi
     return mean_row(rows)
 
 
+CONFIG = "config.json"  # the config the run follows, beside its checkpoints
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, max_minutes: float = 0.0) -> None:
         self.cfg, self.resume, self.max_minutes = cfg, resume, max_minutes
@@ -204,7 +207,7 @@ class Trainer:
         """Resuming under an edited config (say, a longer schedule) is allowed but never silent:
         the changes are printed and appended to ``config_changes.log``, and ``config.json``
         becomes the config the run now follows."""
-        saved = self.run_dir / "config.json"
+        saved = self.run_dir / CONFIG
         if not saved.exists() or not self.rt.is_main:
             return
         changes = config_diff(json.loads(saved.read_text()), to_dict(self.cfg))
@@ -214,7 +217,10 @@ class Trainer:
         print("\n  ".join(lines), file=sys.stderr)
         with (self.run_dir / "config_changes.log").open("a") as f:
             f.write("\n  ".join(lines) + "\n")
-        saved.write_text(json.dumps(to_dict(self.cfg), indent=1))
+        self._save_config()
+
+    def _save_config(self) -> None:
+        (self.run_dir / CONFIG).write_text(json.dumps(to_dict(self.cfg), indent=1))
 
     def run(self) -> State:
         cfg, rt = self.cfg, self.rt
@@ -234,7 +240,7 @@ class Trainer:
             self.ema = EMA(self.model, cfg.ema_decay)
             self.opt = self._make_optimizer(cfg.phase1)
             if rt.is_main:
-                (self.run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+                self._save_config()
         self.model.to(rt.device)
         self.ema.model.to(rt.device)
         if rt.cuda and cfg.channels_last:
