@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from typer.testing import CliRunner
 
+from tests.photos import smooth_photos
 from training.train.checkpoint import LAST, load_checkpoint
 from training.train.config import DataConfig, PhaseConfig, TrainConfig
 from training.train.loop import Trainer
@@ -16,12 +15,7 @@ from training.train.loop import Trainer
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory) -> Path:
     """Nine smooth random 'photos' (one lands in the validation split)."""
-    root = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for i in range(9):
-        small = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((96, 96), Image.BICUBIC).save(root / f"img{i}.png")
-    return root
+    return smooth_photos(tmp_path_factory.mktemp("photos"))
 
 
 def _cfg(root: Path, out: Path, name: str, phase2: bool = False) -> TrainConfig:

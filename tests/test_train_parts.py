@@ -150,3 +150,35 @@ def test_photo_heuristic(tmp_path):
     verdicts = {p.stem: is_photo(p)[0] for p in tmp_path.iterdir()}
     assert verdicts == {"photo": True, "art": False, "small": False, "flat": False,
                         "screenshot": False}
+
+
+def test_parallel_cache_build_matches_serial(tmp_path):
+    from PIL import Image
+
+    from training.data.pairs import load_pairs
+
+    rng = np.random.default_rng(1)
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"p{i}.png")
+        Image.fromarray(rng.integers(0, 256, (64, 72, 3), dtype=np.uint8)).save(files[-1])
+    par = load_pairs(files, 4, tmp_path / "par", hr_scales=(1.0, 0.5), workers=2)
+    ser = load_pairs(files, 4, tmp_path / "ser", hr_scales=(1.0, 0.5))
+    assert [p.name for p in par] == [p.name for p in ser]
+    for a, b in zip(par, ser, strict=True):
+        np.testing.assert_array_equal(a.hr, b.hr)
+        np.testing.assert_array_equal(a.lr, b.lr)
+
+
+def test_worker_batches_are_the_in_process_batches():
+    from training.data.loader import step_batches
+
+    sampler = CropSampler([_pair(0), _pair(1)], 6, 4, 3, seed=5)
+    inline = list(step_batches(sampler, 7, 12))
+    ahead = list(step_batches(sampler, 7, 12, workers=2))
+    assert len(inline) == len(ahead) == 5
+    for (a_lr, a_hr), (b_lr, b_hr) in zip(inline, ahead, strict=True):
+        torch.testing.assert_close(a_lr, b_lr, rtol=0, atol=0)
+        torch.testing.assert_close(a_hr, b_hr, rtol=0, atol=0)
+    lr, _ = sampler.batch_at(9)
+    np.testing.assert_array_equal(inline[2][0].numpy(), lr)  # item i is step start + i

@@ -140,7 +140,33 @@ def infer(
         raise typer.Exit(code=1)
 
 
+def bench_model(
+    variant: Annotated[list[str], typer.Option(help="Variants (repeatable).")] = ["c16nla", "c4"],  # noqa: B006
+    batch: Annotated[list[int], typer.Option(help="Batch sizes (repeatable).")] = [1, 8],  # noqa: B006
+    size: Annotated[int, typer.Option(help="LR tile side in pixels.")] = 256,
+    device: Annotated[str, typer.Option(help="cuda or cpu (default: cuda where present).")] = "",
+    seconds: Annotated[float, typer.Option(help="Timing per setting, seconds.")] = 1.0,
+) -> None:
+    """Model speed per precision (fp32, TF32, bf16, fp16 on CUDA): ms, Mpx/s, speed-up, error."""
+    import torch
+
+    from training.model_bench import bench_model as run
+    from training.model_bench import format_rows
+
+    for v in variant:
+        _check_variant(v)
+    if size < 8 or any(b < 1 for b in batch):
+        raise _fail("--size must be at least 8 and every --batch at least 1")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise _fail("--device cuda: torch sees no GPU on this machine")
+    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads")
+    typer.echo(format_rows(run(variant, dev, batch, size, seconds), size, name))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    bench_app.command("model")(bench_model)
     app.add_typer(weights_app, name="weights")
     app.add_typer(model_app, name="model")
     app.command("infer")(infer)

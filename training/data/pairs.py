@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,16 @@ def cached_pair(path: Path, scale: int, cache_dir: Path, max_side: int = 0, hr_s
     return Pair(path.stem if hr_scale == 1 else f"{path.stem}@{hr_scale:g}", hr, lr)
 
 
+def _build(args: tuple[Path, int, Path, int, float]) -> None:
+    cached_pair(*args)  # returns nothing: the pair is read back from the cache, not pickled
+
+
 def load_pairs(files: list[Path], scale: int, cache_dir: Path, max_side: int = 0,
-               hr_scales: tuple[float, ...] = (1.0,)) -> list[Pair]:
-    """One pair per file and HR scale."""
-    return [cached_pair(f, scale, cache_dir, max_side, s) for f in files for s in hr_scales]
+               hr_scales: tuple[float, ...] = (1.0,), workers: int = 0) -> list[Pair]:
+    """One pair per file and HR scale; ``workers`` > 1 builds missing cache entries in parallel
+    (a fresh GPU machine rebuilds the whole cache, about 7 s of resizing per photo)."""
+    jobs = [(f, scale, cache_dir, max_side, s) for f in files for s in hr_scales]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            list(pool.map(_build, jobs))
+    return [cached_pair(*job) for job in jobs]

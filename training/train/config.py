@@ -21,6 +21,7 @@ class DataConfig:
     min_detail: float = 0.0          # resample LR crops with less `detail` (0..1 scale); 0: off
     val_crop: int = 384              # HR centre crop per validation image (keeps CPU val fast)
     val_images: int = 6              # at most this many validation images
+    workers: int = 0                 # processes making batches ahead / building the cache; 0: none
 
 
 @dataclass

@@ -17,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from training.data.crops import CropSampler
+from training.data.loader import step_batches
 from training.data.pairs import Pair, load_pairs
 from training.data.photos import find_hr_images
 from training.evaluate import Row, evaluate_pair, mean_row
@@ -94,8 +95,10 @@ class Trainer:
         root = Path(cfg.data.root)
         train_files, valid_files = find_hr_images(root)
         cache, side = Path(cfg.data.cache), cfg.data.max_side
-        self.pairs = load_pairs(train_files, cfg.scale, cache, side, tuple(cfg.data.hr_scales))
-        vp = load_pairs(valid_files, cfg.scale, cache, side)
+        workers = cfg.data.workers
+        self.pairs = load_pairs(train_files, cfg.scale, cache, side, tuple(cfg.data.hr_scales),
+                                workers)
+        vp = load_pairs(valid_files, cfg.scale, cache, side, workers=workers)
         self.val = val_pairs(vp, cfg.data.val_crop, cfg.scale, cfg.data.val_images)
         self.sampler = CropSampler(self.pairs, cfg.data.lr_crop, cfg.scale, cfg.data.batch,
                                    cfg.seed, min_detail=cfg.data.min_detail)
@@ -104,9 +107,9 @@ class Trainer:
         self.loss_name = ""
 
     # -- setup ------------------------------------------------------------------------------
-    def _tensors(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        lr, hr = self.sampler.batch_at(step, self.rt.rank)
-        x, y = torch.from_numpy(lr).to(self.rt.device), torch.from_numpy(hr).to(self.rt.device)
+    def _to_device(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = lr.to(self.rt.device, non_blocking=True)
+        y = hr.to(self.rt.device, non_blocking=True)
         if self.rt.cuda and self.cfg.channels_last:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(
                 memory_format=torch.channels_last)
@@ -251,12 +254,17 @@ class Trainer:
                 self.model, device_ids=[rt.device.index] if rt.cuda else None)
         amp = (torch.autocast("cuda", dtype=torch.bfloat16) if rt.cuda and cfg.amp
                else contextlib.nullcontext())
+        if rt.cuda:
+            torch.backends.cudnn.benchmark = True  # crops have one shape: pick the fastest kernels
         total = total_steps(cfg)
+        batches = step_batches(self.sampler, self.state.step, total, rt.rank, cfg.data.workers,
+                               pin_memory=rt.cuda)
         bar = tqdm(total=total, initial=self.state.step, disable=not rt.is_main,
                    desc=cfg.name, dynamic_ncols=True)
         piece_start = time.monotonic()
         wall_at_start = self.state.wall_s
-        loss_acc, n_acc = 0.0, 0
+        # Summed on the device: reading the loss every step would make the GPU wait for the host.
+        loss_acc, n_acc = torch.zeros((), device=rt.device), 0
         self.model.train()
         while self.state.step < total:
             phase_no, k = phase_at(cfg, self.state.step)
@@ -268,7 +276,7 @@ class Trainer:
             lr = knee_lr(k, phase)
             for g in self.opt.param_groups:
                 g["lr"] = lr
-            x, y = self._tensors(self.state.step)
+            x, y = self._to_device(*next(batches))
             with amp:
                 pred = net(x)
             loss = loss_fn(pred.float(), y)
@@ -280,24 +288,27 @@ class Trainer:
             self.ema.update(self.model, self.state.step)
             self.state.step += 1
             self.state.wall_s = wall_at_start + time.monotonic() - piece_start
-            loss_acc += float(loss.detach())
+            loss_acc += loss.detach()
             n_acc += 1
             bar.update(1)
             done = self.state.step == total or (
                 self.max_minutes > 0 and time.monotonic() - piece_start > 60 * self.max_minutes)
+            mean_loss = float(loss_acc) / max(n_acc, 1) if (
+                self.state.step % cfg.log_every == 0 or self.state.step % cfg.val_every == 0
+                or done) else 0.0
             if self.state.step % cfg.log_every == 0 or done:
-                bar.set_postfix(loss=f"{loss_acc / n_acc:.4f}", lr=f"{lr:.2e}",
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}",
                                 best=f"{self.state.best_psnr:.2f}")
                 if self.state.step % cfg.val_every and not done:
                     self._log({"step": self.state.step, "phase": phase_no, "lr": f"{lr:.3e}",
-                               "loss": f"{loss_acc / n_acc:.6f}",
+                               "loss": f"{mean_loss:.6f}",
                                "wall_s": f"{self.state.wall_s:.1f}"})
             if self.state.step % cfg.val_every == 0 or done:
                 if rt.is_main:
-                    self._validate_and_track(loss_acc / max(n_acc, 1), lr)
+                    self._validate_and_track(mean_loss, lr)
                 distributed.barrier(rt)
             if self.state.step % cfg.log_every == 0:
-                loss_acc, n_acc = 0.0, 0
+                loss_acc, n_acc = torch.zeros((), device=rt.device), 0
             if self.state.step % cfg.ckpt_every == 0 or done:
                 self._save(LAST)
                 if rt.is_main:
