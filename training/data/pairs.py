@@ -47,6 +47,18 @@ def fit_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
     return imresize(img, max_side / long)
 
 
+def _cache_files(path: Path, scale: int, cache_dir: Path, max_side: int, hr_scale: float
+                 ) -> tuple[Path, Path]:
+    key = _cache_key(path) + (f"-m{max_side}" if max_side > 0 else "")
+    key += f"-s{hr_scale:g}" if hr_scale != 1 else ""
+    return (cache_dir / "hr" / f"{path.stem}-{key}.npy",
+            cache_dir / f"x{scale}" / f"{path.stem}-{key}.npy")
+
+
+def _cached(hr_file: Path, lr_file: Path) -> bool:
+    return hr_file.exists() and lr_file.exists()
+
+
 def cached_pair(path: Path, scale: int, cache_dir: Path, max_side: int = 0, hr_scale: float = 1.0
                 ) -> Pair:
     """Load (or make once and cache) the HR/LR pair for ``path`` at ``scale``.
@@ -56,11 +68,8 @@ def cached_pair(path: Path, scale: int, cache_dir: Path, max_side: int = 0, hr_s
     """
     if not 0 < hr_scale <= 1:
         raise ValueError(f"hr_scale must be in (0, 1], got {hr_scale}")
-    key = _cache_key(path) + (f"-m{max_side}" if max_side > 0 else "")
-    key += f"-s{hr_scale:g}" if hr_scale != 1 else ""
-    hr_file = cache_dir / "hr" / f"{path.stem}-{key}.npy"
-    lr_file = cache_dir / f"x{scale}" / f"{path.stem}-{key}.npy"
-    if not hr_file.exists() or not lr_file.exists():
+    hr_file, lr_file = _cache_files(path, scale, cache_dir, max_side, hr_scale)
+    if not _cached(hr_file, lr_file):
         hr = fit_long_side(load_rgb(path), max_side)
         hr = modcrop(hr if hr_scale == 1 else imresize(hr, hr_scale), scale)
         lr = downscale(hr, scale)
@@ -83,7 +92,9 @@ def load_pairs(files: list[Path], scale: int, cache_dir: Path, max_side: int = 0
     """One pair per file and HR scale; ``workers`` > 1 builds missing cache entries in parallel
     (a fresh GPU machine rebuilds the whole cache, about 7 s of resizing per photo)."""
     jobs = [(f, scale, cache_dir, max_side, s) for f in files for s in hr_scales]
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            list(pool.map(_build, jobs))
+    # Only missing entries go to the pool: a built cache starts no processes.
+    missing = [j for j in jobs if not _cached(*_cache_files(*j))]
+    if workers > 1 and len(missing) > 1:
+        with ProcessPoolExecutor(min(workers, len(missing))) as pool:
+            list(pool.map(_build, missing))
     return [cached_pair(*job) for job in jobs]

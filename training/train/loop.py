@@ -293,17 +293,17 @@ class Trainer:
             bar.update(1)
             done = self.state.step == total or (
                 self.max_minutes > 0 and time.monotonic() - piece_start > 60 * self.max_minutes)
-            mean_loss = float(loss_acc) / max(n_acc, 1) if (
-                self.state.step % cfg.log_every == 0 or self.state.step % cfg.val_every == 0
-                or done) else 0.0
-            if self.state.step % cfg.log_every == 0 or done:
+            log_now = self.state.step % cfg.log_every == 0 or done
+            val_now = self.state.step % cfg.val_every == 0 or done
+            mean_loss = float(loss_acc) / max(n_acc, 1) if log_now or val_now else 0.0
+            if log_now:
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}",
                                 best=f"{self.state.best_psnr:.2f}")
                 if self.state.step % cfg.val_every and not done:
                     self._log({"step": self.state.step, "phase": phase_no, "lr": f"{lr:.3e}",
                                "loss": f"{mean_loss:.6f}",
                                "wall_s": f"{self.state.wall_s:.1f}"})
-            if self.state.step % cfg.val_every == 0 or done:
+            if val_now:
                 if rt.is_main:
                     self._validate_and_track(mean_loss, lr)
                 distributed.barrier(rt)
