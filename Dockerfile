@@ -7,27 +7,30 @@
 #                  tritonserver that nvidia-pytriton ships (laptop clusters: kind, k3s)
 #   triton         NVIDIA Triton for x86-64 GPUs (+ the CPU repository as a fallback)
 #   triton-jetson  NVIDIA Triton for Jetson (iGPU, arm64)
-#   export         builds TensorRT plans on an x86-64 GPU node: TensorRT + the `export` extra
-#   export-jetson  the same for Jetson (TensorRT from the iGPU TensorRT container)
+#   export         builds TensorRT plans on an x86-64 GPU node (TensorRT container + `export` extra)
+#   export-jetson  the same for Jetson (iGPU TensorRT container, arm64)
 #
 #   docker build --target gateway -t registry.example.com/imdsr/gateway:0.1.0 .
 #   docker buildx build --platform linux/arm64 --target triton-jetson ... .
 #
-# Every base image is pinned here. TensorRT plans only load under the TensorRT minor release
-# that built them, so the export images move in step with the Triton images and with
-# `tensorrt_version` in export/serving.toml:
-#   gpu:    Triton 24.10 = TensorRT 10.5  -> export: tensorrt-cu12==10.5.0 (NVIDIA's wheels)
-#   jetson: Triton 24.08-igpu = TensorRT 10.3 -> export-jetson: TensorRT 24.08-igpu container
-# docs/DEPLOY.md says what was and was not exercised (these images were not built in CI).
+# Every base image is pinned here. A TensorRT plan loads only under the exact TensorRT build
+# that made it, so each export image derives from the TensorRT NGC container of the SAME
+# release as its Triton image and builds plans with that container's own trtexec:
+#   gpu:    tritonserver:24.10-py3      + tensorrt:24.10-py3      (TensorRT 10.5.0.18)
+#   jetson: tritonserver:24.08-py3-igpu + tensorrt:24.08-py3-igpu (TensorRT 10.3.0.26)
+# `tensorrt_version` in export/serving.toml names that build; `imdsr export plans` refuses any
+# other (tests/test_deploy_docker.py holds the three together). docs/DEPLOY.md says what was and
+# was not exercised (these images were not built in CI).
 
 # checkov:skip=CKV_DOCKER_7:Every FROM names a build arg whose default below is a pinned tag; checkov does not expand ARGs (tests/test_deploy_docker.py checks the tags).
 ARG PYTHON_IMAGE=python:3.11.9-slim-bookworm
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 ARG TRITON_JETSON_IMAGE=nvcr.io/nvidia/tritonserver:24.08-py3-igpu
+ARG TENSORRT_IMAGE=nvcr.io/nvidia/tensorrt:24.10-py3
 ARG TENSORRT_JETSON_IMAGE=nvcr.io/nvidia/tensorrt:24.08-py3-igpu
 
 # ---------------------------------------------------------------------------------------
-# source: the project's sources and an empty virtual environment (shared by the venvs below)
+# source: the project's sources and an empty virtual environment (for serve-venv below)
 # ---------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS source
 ARG PIP_VERSION=24.2
@@ -129,7 +132,7 @@ CMD ["tritonserver", "--model-repository=/opt/imdsr/model_repository", \
      "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002", "--strict-readiness=true"]
 
 # ---------------------------------------------------------------------------------------
-# triton-jetson: NVIDIA Triton for Jetson (JetPack 6, iGPU, linux/arm64)
+# triton-jetson: NVIDIA Triton for Jetson Orin (JetPack 6 = L4T r36, iGPU, linux/arm64)
 # ---------------------------------------------------------------------------------------
 FROM ${TRITON_JETSON_IMAGE} AS triton-jetson
 ARG IMDSR_VERSION=0.1.0
@@ -187,25 +190,21 @@ RUN /opt/venv/bin/pip install ".[export]" \
         -o "/onnx/imdeception_${v}.onnx" || exit 1; \
     done
 
-# export-venv: the project with its `export` extra (CPU torch: `imdsr export repo` writes each
-# model's ONNX from the shipped weights) and TensorRT's Python API at Triton's version
-FROM source AS export-venv
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG TENSORRT_VERSION=10.5.0
-RUN /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
- && /opt/venv/bin/pip install ".[export]" "tensorrt-cu12==${TENSORRT_VERSION}"
-
 # ---------------------------------------------------------------------------------------
 # export: builds TensorRT plans on an x86-64 GPU node (initContainer of the Triton pod).
-# TensorRT comes from NVIDIA's PyPI wheels at the version the Triton image runs; torch is
-# the CPU build (ONNX export only). The ONNX of the shipped variants is in /opt/imdsr/onnx.
+# The TensorRT container of Triton's release, so builder and server share one TensorRT
+# build; plans are built by its `trtexec` (IMDSR_PLAN_BUILDER=trtexec). The project runs on
+# Ubuntu's Python 3.11 with CPU torch (`imdsr export repo` writes ONNX from the shipped
+# weights); the ONNX of the shipped variants is in /opt/imdsr/onnx.
 # ---------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS export
+FROM ${TENSORRT_IMAGE} AS export
+ARG TENSORRT_IMAGE
 ARG IMDSR_VERSION=0.1.0
 ARG VCS_REF=unknown
 ARG BUILD_DATE=1970-01-01T00:00:00Z
-ARG TENSORRT_VERSION=10.5.0
+ARG PIP_VERSION=24.2
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 LABEL org.opencontainers.image.title="imdsr-export" \
       org.opencontainers.image.description="Builds imdsr TensorRT plans and the Triton model repository on the GPU node" \
       org.opencontainers.image.version="${IMDSR_VERSION}" \
@@ -214,17 +213,35 @@ LABEL org.opencontainers.image.title="imdsr-export" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://example.com/imdsr" \
       org.opencontainers.image.vendor="imdsr" \
-      com.nvidia.tensorrt.version="${TENSORRT_VERSION}"
-ENV PATH=/opt/venv/bin:$PATH \
+      org.opencontainers.image.base.name="${TENSORRT_IMAGE}"
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     IMDSR_ONNX_DIR=/opt/imdsr/onnx \
-    IMDSR_PLAN_BUILDER=imdsr \
-    NVIDIA_DRIVER_CAPABILITIES=compute,utility
-RUN groupadd --system --gid 10001 imdsr \
+    IMDSR_PLAN_BUILDER=trtexec \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    PATH=/opt/venv/bin:/usr/src/tensorrt/bin:/opt/tensorrt/bin:$PATH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Ubuntu's python3.11 tracks security updates within the release the base tag pins.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 imdsr \
  && useradd --system --uid 10001 --gid imdsr --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin imdsr
-COPY --from=export-venv /opt/venv /opt/venv
+WORKDIR /src
+COPY pyproject.toml README.md* ./
+COPY imdsr/ imdsr/
+COPY training/ training/
+COPY export/ export/
+COPY service/ service/
+RUN python3.11 -m venv /opt/venv \
+ && /opt/venv/bin/pip install "pip==${PIP_VERSION}" \
+ && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
+ && /opt/venv/bin/pip install ".[export]" \
+ && rm -rf /src
 COPY --from=onnx /onnx/ /opt/imdsr/onnx/
 WORKDIR /opt/imdsr
 USER 10001:10001
@@ -234,11 +251,11 @@ ENTRYPOINT ["imdsr"]
 CMD ["export", "--help"]
 
 # ---------------------------------------------------------------------------------------
-# export-jetson: the same on Jetson. JetPack's TensorRT has no CPython 3.11 bindings, so
-# plans are built with the container's `trtexec` (IMDSR_PLAN_BUILDER=trtexec); the project
-# (Python 3.11 from Ubuntu, CPU torch) writes the model repository around them.
+# export-jetson: the same on Jetson Orin (JetPack 6 / L4T r36), from the iGPU TensorRT
+# container of triton-jetson's release; plans are built with its `trtexec`.
 # ---------------------------------------------------------------------------------------
 FROM ${TENSORRT_JETSON_IMAGE} AS export-jetson
+ARG TENSORRT_JETSON_IMAGE
 ARG IMDSR_VERSION=0.1.0
 ARG VCS_REF=unknown
 ARG BUILD_DATE=1970-01-01T00:00:00Z
@@ -252,7 +269,8 @@ LABEL org.opencontainers.image.title="imdsr-export-jetson" \
       org.opencontainers.image.created="${BUILD_DATE}" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://example.com/imdsr" \
-      org.opencontainers.image.vendor="imdsr"
+      org.opencontainers.image.vendor="imdsr" \
+      org.opencontainers.image.base.name="${TENSORRT_JETSON_IMAGE}"
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -1,4 +1,4 @@
-"""``imdsr export onnx|trt|repo|check-repo`` and ``imdsr bench wire``.
+"""``imdsr export onnx|trt|plans|repo|check-repo`` and ``imdsr bench wire``.
 
 torch, onnx and tensorrt are imported inside the commands: ``imdsr --help`` stays fast and the
 serving image (no torch) still loads this module.
@@ -64,51 +64,138 @@ def onnx_cmd(
             raise _fail(f"ONNX output differs from PyTorch by {diff:.2e} (> 1e-4)")
 
 
+TargetOpt = Annotated[str, typer.Option(help="gpu | jetson: whose serving-config section applies")]
+BuilderOpt = Annotated[str, typer.Option(
+    envvar="IMDSR_PLAN_BUILDER",
+    help="api (TensorRT's Python API) | trtexec (the TensorRT container's own binary)")]
+
+
+def _trt_target(target: str) -> str:
+    if target not in ("gpu", "jetson"):
+        raise _fail(f"target must be gpu or jetson, not {target!r}")
+    return target
+
+
+def _builder(builder: str) -> str:
+    from export.trt_build import BUILDERS
+
+    if builder not in BUILDERS:
+        raise _fail(f"builder must be one of {', '.join(BUILDERS)}, not {builder!r}")
+    return builder
+
+
 @export_app.command("trt")
 def trt_cmd(
     onnx: Annotated[Path, typer.Option(help="ONNX file from `imdsr export onnx`")],
     output: Annotated[Path, typer.Option("-o", "--output",
-                                         help="a .plan file, or a folder to get model.smXY.trtA.B.plan")],
-    tile: Annotated[int | None, typer.Option(help="gateway tile side (default: serving.toml)")] = None,
-    max_batch: Annotated[int | None, typer.Option(help="Triton max batch (default: serving.toml)")] = None,
+                                         help="a .plan file, or a folder to get model.smXY.trtA.B.C.D.plan")],
+    max_batch: Annotated[int | None, typer.Option(help="Triton max batch (default: serving config)")] = None,
     fp16: Annotated[bool | None, typer.Option(
-        "--fp16/--fp32", help="FP16 layers; I/O stays FP32 (default: serving.toml)")] = None,
-    target: Annotated[str, typer.Option(help="gpu | jetson: whose serving.toml defaults apply")] = "gpu",
+        "--fp16/--fp32", help="FP16 layers; I/O stays FP32 (default: serving config)")] = None,
+    target: TargetOpt = "gpu",
+    builder: BuilderOpt = "api",
     timing_cache: Annotated[Path | None, typer.Option(
-        help="timing cache to reuse and update (default: ~/.cache/imdsr/tensorrt/, per GPU)")] = None,
+        help="timing cache to reuse and update (default: ~/.cache/imdsr/tensorrt/, per GPU and TensorRT)")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Build a TensorRT engine (needs CUDA and TensorRT): one profile from tile and max batch."""
+    """Build one TensorRT engine here (needs CUDA and TensorRT); the window comes from the serving
+    config. For the plans a node serves, use `imdsr export plans`."""
+    import tempfile
+
     from export.serving import load_serving
-    from export.trt_build import BuildRequest, build_engine
-    from export.trt_plan import tile_profile
+    from export.trt_build import BuildError, BuildRequest, build_engine, detect_trt_version
+    from export.trt_plan import (
+        default_timing_cache_root,
+        detect_gpu,
+        engine_profile,
+        plan_filename,
+        timing_cache_path,
+    )
 
     cfg = load_serving(config)
-    if target not in ("gpu", "jetson"):
-        raise typer.BadParameter("--target must be gpu or jetson")
-    t = cfg.gpu if target == "gpu" else cfg.jetson
+    t = cfg.trt_target(_trt_target(target))  # type: ignore[arg-type]
     try:
-        profile = tile_profile(tile or cfg.tile, max_batch or t.max_batch or cfg.max_batch, t.min_side)
+        profile = engine_profile(cfg.window_limits(), max_batch or cfg.max_batch_for(target))  # type: ignore[arg-type]
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     if not onnx.is_file():
         raise _fail(f"ONNX file not found: {onnx}")
+    version = detect_trt_version(_builder(builder))  # type: ignore[arg-type]
+    if version is None:
+        raise _fail(f"no TensorRT here for the {builder} builder; build engines on the GPU node "
+                    "(the export image, or JetPack)")
     try:
-        import tensorrt  # noqa: F401
-    except ImportError as exc:
-        raise _fail("TensorRT is not installed here; build engines on the GPU node "
-                    "(NGC container or JetPack)") from exc
+        gpu = detect_gpu()
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from exc
+    plan = output if output.suffix == ".plan" else output / plan_filename(gpu.compute_capability, version)
+    cache = timing_cache or timing_cache_path(default_timing_cache_root(), gpu.name,
+                                              gpu.compute_capability, version)
     use_fp16 = t.fp16 if fp16 is None else fp16
-    res = build_engine(BuildRequest(onnx, profile, use_fp16, t.workspace_mb, timing_cache), output)
-    typer.echo(f"wrote {res.plan} (sm {res.compute_capability}, TensorRT {res.trt_version}, "
+    with tempfile.TemporaryDirectory(prefix="imdsr-trt-") as work:
+        try:
+            build_engine(BuildRequest(onnx, profile, use_fp16, t.workspace_mb, cache), plan,
+                         builder, Path(work))  # type: ignore[arg-type]
+        except BuildError as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"wrote {plan} ({gpu.name}, sm {gpu.compute_capability}, TensorRT {version}, "
                f"{'fp16' if use_fp16 else 'fp32'}; profile min {profile.min} opt {profile.opt} "
-               f"max {profile.max}; timing cache {res.timing_cache})")
-    if res.trt_version != t.tensorrt_version or res.compute_capability not in t.compute_capabilities:
-        # The generated config.pbtxt names plans from serving.toml; a plan it does not name is
-        # never loaded. Say so now rather than at Triton's start.
-        typer.secho(f"warning: serving.toml [{target}] expects TensorRT {t.tensorrt_version} on "
-                    f"{t.compute_capabilities}; regenerate the repository with --plans or update it",
-                    fg=typer.colors.YELLOW, err=True)
+               f"max {profile.max}; timing cache {cache})")
+
+
+@export_app.command("plans")
+def plans_cmd(
+    target: Annotated[str, typer.Option(envvar="IMDSR_TARGET", help="gpu | jetson")],
+    variants: Annotated[str, typer.Option(envvar="IMDSR_VARIANTS", help="comma list")] = "c16nla,c4",
+    onnx_dir: Annotated[Path, typer.Option(
+        envvar="IMDSR_ONNX_DIR", help="holds imdeception_<variant>.onnx")] = Path("/opt/imdsr/onnx"),
+    cache: Annotated[Path, typer.Option(
+        envvar="IMDSR_PLAN_CACHE", help="plan cache root (a persistent volume)")
+    ] = Path("/var/cache/imdsr/plans"),
+    repo: Annotated[Path, typer.Option(
+        envvar="IMDSR_REPO_DIR", help="model repository to write (replaced whole)")] = Path("/models/repo"),
+    config: Annotated[Path | None, typer.Option(
+        "--config", envvar="IMDSR_SERVING_CONFIG", help="serving TOML (default: export/serving.toml)")
+    ] = None,
+    precision: Annotated[str | None, typer.Option(
+        envvar="IMDSR_PRECISION", help="fp16 | fp32 (default: the target's fp16 in the serving config)")
+    ] = None,
+    builder: BuilderOpt = "trtexec",
+    gpu_name: Annotated[str | None, typer.Option(envvar="IMDSR_GPU_NAME", help="override detection")] = None,
+    gpu_cc: Annotated[str | None, typer.Option(envvar="IMDSR_GPU_CC", help="override detection")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", envvar="IMDSR_PLANS_DRY_RUN",
+        help="everything but the TensorRT build: placeholder plans under a key of their own")] = False,
+) -> None:
+    """Build (or find in the cache) this node's TensorRT plans and write the model repository.
+
+    What the build-plans initContainer of the gpu and jetson deployments runs.
+    """
+    import logging
+
+    from export.plans import PlanError, PlanJob, run_plans
+    from export.serving import load_serving
+
+    logging.basicConfig(level=logging.INFO, format="[export plans] %(message)s")
+    if precision not in (None, "fp16", "fp32"):
+        raise _fail(f"precision must be fp16 or fp32, not {precision!r}")
+    if config is not None and not config.is_file():
+        raise _fail(f"serving config not found: {config}")
+    try:
+        cfg = load_serving(config)
+    except ValueError as exc:
+        raise _fail(f"{config}: {exc}") from exc
+    job = PlanJob(
+        target=_trt_target(target), variants=_parse_variants([variants]), onnx_dir=onnx_dir,  # type: ignore[arg-type]
+        cache_root=cache, repo_dir=repo, serving=cfg, serving_path=config,
+        fp16=None if precision is None else precision == "fp16", builder=_builder(builder),  # type: ignore[arg-type]
+        dry_run=dry_run)
+    try:
+        result = run_plans(job, gpu_name, gpu_cc)
+    except (PlanError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(result.to_json())
 
 
 def _parse_variants(values: list[str]) -> list[str]:
@@ -180,7 +267,7 @@ def check_repo_cmd(
 def bench_wire(
     variant: Annotated[str, typer.Option(help="variant to serve")] = "c4",
     weights: Annotated[Path | None, typer.Option(help="weights (default: shipped, else random-init)")] = None,
-    tile: Annotated[int | None, typer.Option(help="tile side (default: serving.toml)")] = None,
+    window: Annotated[int | None, typer.Option(help="window side (default: serving.toml)")] = None,
     batch: Annotated[int, typer.Option(help="tiles per request")] = 1,
     iters: Annotated[int, typer.Option(help="timed requests per format")] = 20,
     threads: Annotated[int, typer.Option(help="ORT threads in the server")] = 2,
@@ -198,7 +285,7 @@ def bench_wire(
     from training.weights.store import WeightsError, WeightsMeta, save_weights, shipped_weights
 
     cfg = load_serving(config)
-    tile = tile or cfg.tile
+    window = window or cfg.window
     cfg = cfg.model_copy(update={"cpu": cfg.cpu.model_copy(update={
         "instances": {"default": 1}, "intra_op_threads": threads, "warmup_batch_sizes": []})})
     work = Path(tempfile.mkdtemp(prefix="imdsr-bench-"))
@@ -215,8 +302,8 @@ def bench_wire(
         repo = temp_wire_repo(variant, onnx_file, cfg)
         opts = TritonOptions(repo, *free_ports(3), host="127.0.0.1", exit_timeout_s=5)
         with (work / "triton.log").open("wb") as log, TritonServer(opts, log=log) as server:
-            results = run_wire_bench(server.grpc_url, variant, tile, batch, iters)
-        typer.echo(f"{variant}, {batch}x3x{tile}x{tile} in, x{SCALE} out, gRPC over loopback, "
+            results = run_wire_bench(server.grpc_url, variant, window, batch, iters)
+        typer.echo(f"{variant}, {batch}x3x{window}x{window} in, x{SCALE} out, gRPC over loopback, "
                    f"{iters} requests per format, ORT threads={threads}")
         typer.echo(format_results(results))
         shutil.rmtree(repo, ignore_errors=True)

@@ -11,6 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from imdsr.imaging.tiling import ALIGN
+from imdsr.imaging.windows import WindowLimits
+
 DEFAULT_SERVING_TOML = Path(__file__).resolve().parent / "serving.toml"
 
 Target = Literal["cpu", "gpu", "jetson"]
@@ -49,14 +52,16 @@ class TrtTarget(TargetBase):
     cuda_graphs: bool = False
     cuda_graph_batch_sizes: list[int] = Field(default_factory=list)
     fp16: bool = True
-    min_side: int = Field(32, ge=1)
     workspace_mb: int = Field(1024, ge=16)
     compute_capabilities: list[str] = Field(default_factory=list)
-    tensorrt_version: str = "10.5"
+    # The full build (e.g. 10.5.0.18) of the serving image's TensorRT: engines load only there.
+    tensorrt_version: str = Field("10.5.0.18", pattern=r"^\d+\.\d+\.\d+(\.\d+)?$")
 
 
 class ServingConfig(_Strict):
-    tile: int = Field(320, ge=8)
+    # Largest window side (tile core + 2 x context, LR px) a model accepts; engines, warmup and
+    # CUDA graphs are shaped by it, and config.pbtxt publishes it to the gateway.
+    window: int = Field(320, ge=ALIGN, multiple_of=ALIGN)
     max_batch: int = Field(8, ge=1)
     batching: Batching = Field(default_factory=Batching)
     cpu: CpuTarget = Field(default_factory=CpuTarget)
@@ -71,8 +76,6 @@ class ServingConfig(_Strict):
             sizes = [*target.warmup_batch_sizes, *self.batching.preferred_batch_sizes]
             if isinstance(target, TrtTarget):
                 sizes += target.cuda_graph_batch_sizes
-                if target.min_side > self.tile:
-                    raise ValueError(f"[{name}] min_side {target.min_side} > tile {self.tile}")
             bad = [b for b in sizes if not 1 <= b <= limit]
             if bad:
                 raise ValueError(f"[{name}] batch sizes {bad} outside 1..max_batch={limit}")
@@ -85,6 +88,16 @@ class ServingConfig(_Strict):
 
     def max_batch_for(self, name: Target) -> int:
         return self.target(name).max_batch or self.max_batch
+
+    def window_limits(self) -> WindowLimits:
+        """What every target's model accepts: the same on cpu, gpu and jetson by construction."""
+        return WindowLimits(max_side=self.window)
+
+    def trt_target(self, name: Target) -> TrtTarget:
+        target = self.target(name)
+        if not isinstance(target, TrtTarget):
+            raise ValueError(f"target {name!r} has no TensorRT engines (gpu or jetson do)")
+        return target
 
 
 def load_serving(path: str | Path | None = None) -> ServingConfig:

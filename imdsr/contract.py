@@ -13,6 +13,9 @@ OUTPUT_NAME = "output"  # FP32 [N, 3, s*H, s*W], RGB, not clamped
 WIRE_DTYPE = "FP32"
 SCALE = 4
 DEFAULT_VARIANT = "c16nla"
+# config.pbtxt parameter: the largest window side (LR px) the model accepts on this target. The
+# gateway reads it from Triton and sizes its tiles by it (imdsr/imaging/windows.py).
+MAX_WINDOW_PARAM = "imdsr_max_window"
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001

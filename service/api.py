@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from imdsr.contract import SCALE, model_name
+from imdsr.imaging.windows import TileTooLargeError, WindowLimits
 from service import codec, errors
 from service.limits import upscale_slot
 from service.metrics import (
@@ -133,6 +134,28 @@ def _check_output(picture: codec.Picture, outscale: float | None, limit: int) ->
     return final
 
 
+def _tile_for(requested: int | None, settings: Settings, limits: WindowLimits | None) -> int:
+    """The tile core to plan with: the request's if its windows fit the model, else a 422 naming
+    the limit; by default the configured tile, shrunk to what the model accepts."""
+    context = settings.tile_context
+    if limits is None:  # a model that publishes no limit (ONNX Runtime takes any size)
+        return requested or settings.tile
+    if requested is not None:
+        try:
+            limits.check_tile(requested, context)
+        except TileTooLargeError as exc:
+            raise errors.InvalidParameterError(
+                [{"loc": ["query", "tile"], "msg": str(exc), "max_tile": limits.largest_tile(context)}]
+            ) from exc
+        return requested
+    largest = limits.largest_tile(context)
+    if largest == 0:
+        raise errors.ModelNotReadyError(
+            f"the model accepts windows up to {limits.max_side} px, too small for the gateway's "
+            f"context of {context} px (IMDSR_TILE_CONTEXT)")
+    return min(settings.tile, largest)
+
+
 @router.post(
     "/upscale",
     summary="Upscale an image x4 (or to outscale)",
@@ -158,6 +181,7 @@ async def upscale_image(
             variant = options.model or settings.default_model
             request.state.model = variant
             await triton.require_ready(variant)
+            tile = _tile_for(options.tile, settings, await triton.window_limits(variant))
 
             with timings.stage("decode"):
                 picture = await asyncio.to_thread(_decode, upload.data, settings.max_input_pixels)
@@ -170,7 +194,7 @@ async def upscale_image(
 
             with timings.stage("infer"):
                 result = await upscale(
-                    picture, infer, tile=options.tile or settings.tile,
+                    picture, infer, tile=tile,
                     context=settings.tile_context, in_flight=settings.tiles_in_flight,
                     outscale=options.outscale)
             TILES.observe(result.tiles)

@@ -21,7 +21,9 @@ class UpscaleOptions(BaseModel):
     outscale: float | None = Field(None, gt=0, le=16, description="final scale, e.g. 2 or 3.5: "
                                    "x4 network then a Lanczos resize")
     tile: int | None = Field(None, ge=ALIGN, le=2048, multiple_of=ALIGN,
-                             description="tile core size in input pixels (multiple of 32)")
+                             description="tile core size in input pixels (multiple of 32); "
+                             "its window (tile + 2 x context) must fit the model's window limit, "
+                             "else 422 naming the largest tile that fits")
 
 
 class ErrorBody(BaseModel):

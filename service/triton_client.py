@@ -9,13 +9,24 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from imdsr.contract import INPUT_NAME, MODEL_PREFIX, OUTPUT_NAME, SCALE, WIRE_DTYPE, model_name
+from imdsr.contract import (
+    INPUT_NAME,
+    MAX_WINDOW_PARAM,
+    MODEL_PREFIX,
+    OUTPUT_NAME,
+    SCALE,
+    WIRE_DTYPE,
+    model_name,
+)
+from imdsr.imaging.windows import WindowLimits
 from service import errors
 from service.metrics import TRITON_ERRORS, TRITON_INFER_SECONDS
 
 # How long a "this model is ready" answer is trusted, so that each request does not cost a
 # readiness round trip; a model that goes away is still caught by the inference call itself.
 READY_TTL_S = 2.0
+# How long a model's published window limit is trusted (a reload may change it).
+LIMITS_TTL_S = 30.0
 
 
 def classify(exc: InferenceServerException) -> errors.ApiError:
@@ -52,6 +63,7 @@ class TritonClient:
         self.retry_after_s = retry_after_s
         self._client = InferenceServerClient(url)
         self._ready_until: dict[str, float] = {}
+        self._limits: dict[str, tuple[float, WindowLimits | None]] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -110,6 +122,24 @@ class TritonClient:
             raise self._unavailable_headers(errors.ModelNotReadyError(
                 f"model {variant!r} is {models[variant].lower() or 'not ready'}"))
         self._ready_until[variant] = time.monotonic() + READY_TTL_S
+
+    async def window_limits(self, variant: str) -> WindowLimits | None:
+        """The windows ``variant`` accepts, as its config.pbtxt publishes them (parameter
+        ``imdsr_max_window``, written from the same serving config as its TensorRT profile);
+        None for a model that publishes none."""
+        cached = self._limits.get(variant)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            answer = await self._client.get_model_config(model_name(variant), as_json=True,
+                                                         client_timeout=5.0)
+        except InferenceServerException as exc:
+            raise self._unavailable_headers(classify(exc)) from exc
+        params = answer.get("config", {}).get("parameters", {})
+        value = params.get(MAX_WINDOW_PARAM, {}).get("string_value", "")
+        limits = WindowLimits(max_side=int(value)) if value.isdigit() and int(value) > 0 else None
+        self._limits[variant] = (time.monotonic() + LIMITS_TTL_S, limits)
+        return limits
 
     async def models(self) -> dict[str, str]:
         """Variants in Triton's model repository and their state ("READY", "UNAVAILABLE", ...)."""

@@ -9,6 +9,7 @@ import re
 import shlex
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +22,15 @@ PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"
 # Images people deploy, and the stage each one is.
 SHIPPED = ("gateway", "triton-cpu", "triton", "triton-jetson", "export", "export-jetson")
 OCI_LABELS = ("title", "description", "version", "revision", "created", "licenses", "source")
-# NGC release -> the TensorRT minor it ships (plans load only under the same minor).
-NGC_TENSORRT = {"24.08": "10.3", "24.10": "10.5"}
+# (NGC release, flavour) -> the full TensorRT build its tritonserver and tensorrt containers ship
+# (NVIDIA's Frameworks Support Matrix / container release notes). A plan loads only under the exact
+# build that made it. Moving to another release: add its row from NVIDIA's notes, never guess.
+NGC_TENSORRT = {("24.10", "py3"): "10.5.0.18", ("24.08", "py3-igpu"): "10.3.0.26"}
+# Which export image builds the plans a Triton image serves, and the serving.toml section for it.
+PLAN_BUILDERS = {"export": ("triton", "gpu"), "export-jetson": ("triton-jetson", "jetson")}
+SERVING_COPIES = (ROOT / "export" / "serving.toml", ROOT / "k8s" / "base" / "serving.toml",
+                  ROOT / "k8s" / "overlays" / "jetson" / "serving.toml")
+TRTEXEC_DIRS = ("/usr/src/tensorrt/bin", "/opt/tensorrt/bin")
 
 
 @dataclass
@@ -88,6 +96,23 @@ def final_lines(name: str) -> list[str]:
     return inherited + stage.lines
 
 
+def ngc_tag(image: str) -> tuple[str, str]:
+    """nvcr.io/nvidia/<name>:24.08-py3-igpu -> ("24.08", "py3-igpu")."""
+    release, _, flavour = image.rsplit(":", 1)[1].partition("-")
+    return release, flavour
+
+
+def stage_env(name: str) -> dict[str, str]:
+    """ENV of ``name`` and the stages it derives from (later values win)."""
+    env: dict[str, str] = {}
+    for line in final_lines(name):
+        if line.startswith("ENV "):
+            for word in shlex.split(line[4:]):
+                key, _, value = word.partition("=")
+                env[key] = value
+    return env
+
+
 def stage_arg_default(stage: str, arg: str) -> str:
     for line in STAGES[stage].lines:
         if line.startswith(f"ARG {arg}="):
@@ -130,31 +155,68 @@ def test_every_stage_starts_from_a_pinned_arg_or_another_stage() -> None:
 
 def test_base_images_are_the_expected_families() -> None:
     assert resolve_base(STAGES["gateway"]).startswith("python:3.11")
-    assert resolve_base(STAGES["export"]).startswith("python:3.11")
     assert re.fullmatch(r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-py3", resolve_base(STAGES["triton"]))
     assert re.fullmatch(r"nvcr\.io/nvidia/tritonserver:\d\d\.\d\d-py3-igpu",
                         resolve_base(STAGES["triton-jetson"]))
+    assert re.fullmatch(r"nvcr\.io/nvidia/tensorrt:\d\d\.\d\d-py3", resolve_base(STAGES["export"]))
     assert re.fullmatch(r"nvcr\.io/nvidia/tensorrt:\d\d\.\d\d-py3-igpu",
                         resolve_base(STAGES["export-jetson"]))
 
 
-def test_tensorrt_versions_agree_with_triton_and_the_serving_config() -> None:
-    """A plan built by one TensorRT minor does not load in another: export == Triton == serving."""
-    serving = tomllib.loads((ROOT / "export" / "serving.toml").read_text())
-    gpu_release = resolve_base(STAGES["triton"]).split(":")[1].split("-")[0]
-    jetson_release = resolve_base(STAGES["triton-jetson"]).split(":")[1].split("-")[0]
-    trt_release = resolve_base(STAGES["export-jetson"]).split(":")[1].split("-")[0]
-    assert jetson_release == trt_release, "export-jetson and triton-jetson from different NGC releases"
-    export_trt = stage_arg_default("export", "TENSORRT_VERSION")
-    assert export_trt == stage_arg_default("export-venv", "TENSORRT_VERSION")
-    assert ".".join(export_trt.split(".")[:2]) == NGC_TENSORRT[gpu_release], (
-        f"export builds with TensorRT {export_trt}, Triton {gpu_release} runs {NGC_TENSORRT[gpu_release]}")
-    gpu_serving = serving.get("gpu", {}).get("tensorrt_version")
-    jetson_serving = serving.get("jetson", {}).get("tensorrt_version")
-    if gpu_serving:
-        assert gpu_serving == NGC_TENSORRT[gpu_release], "serving.toml [gpu] tensorrt_version"
-    if jetson_serving:
-        assert jetson_serving == NGC_TENSORRT[jetson_release], "serving.toml [jetson] tensorrt_version"
+@pytest.mark.parametrize("builder", PLAN_BUILDERS)
+def test_plans_are_built_by_the_tensorrt_of_the_triton_release(builder: str) -> None:
+    """Export image = TensorRT container of the Triton image's release and flavour (one TensorRT build)."""
+    triton, _ = PLAN_BUILDERS[builder]
+    assert ngc_tag(resolve_base(STAGES[builder])) == ngc_tag(resolve_base(STAGES[triton])), (
+        f"{builder} ({resolve_base(STAGES[builder])}) and {triton} ({resolve_base(STAGES[triton])}) "
+        "come from different NGC releases: their TensorRT builds differ and plans will not load")
+
+
+@pytest.mark.parametrize("path", SERVING_COPIES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_tensorrt_versions_agree_with_triton_and_the_serving_config(path: Path) -> None:
+    """serving.toml names, per target, the full TensorRT build its Triton and export images ship."""
+    serving = tomllib.loads(path.read_text())
+    for builder, (triton, section) in PLAN_BUILDERS.items():
+        tag = ngc_tag(resolve_base(STAGES[triton]))
+        assert tag in NGC_TENSORRT, (
+            f"{triton} uses NGC {tag}: add the TensorRT build it ships to NGC_TENSORRT (from NVIDIA's notes)")
+        wanted = serving.get(section, {}).get("tensorrt_version")
+        assert wanted is not None, f"{path}: [{section}] tensorrt_version is missing"
+        assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", wanted), (
+            f"{path}: [{section}] tensorrt_version = {wanted!r}: the full build (e.g. 10.5.0.18), "
+            "since plans load only under the exact build that made them")
+        assert wanted == NGC_TENSORRT[tag], (
+            f"{path}: [{section}] tensorrt_version = {wanted}, but {triton} and {builder} "
+            f"(NGC {'-'.join(tag)}) ship TensorRT {NGC_TENSORRT[tag]}")
+
+
+def test_jetson_targets_orin_only() -> None:
+    """JetPack 6 (the igpu images) runs on Orin (8.7) only; no Xavier (7.2) plans are asked for."""
+    for path in SERVING_COPIES:
+        serving = tomllib.loads(path.read_text())
+        assert serving["jetson"]["compute_capabilities"] == ["8.7"], path
+
+
+@pytest.mark.parametrize("builder", PLAN_BUILDERS)
+def test_export_images_build_with_their_containers_trtexec(builder: str) -> None:
+    """No TensorRT wheel: the container's trtexec builds plans; Python 3.11 + CPU torch run the CLI."""
+    stage = STAGES[builder]
+    text = " ".join(final_lines(builder))
+    assert not re.search(r"tensorrt[-_a-z0-9]*==", text, re.IGNORECASE), (
+        f"{builder} pip-installs a TensorRT wheel: its build would differ from Triton's")
+    assert "TENSORRT_VERSION" not in text and "export-venv" not in STAGES
+    env = stage_env(builder)
+    assert env["IMDSR_PLAN_BUILDER"] == "trtexec"
+    assert env["IMDSR_ONNX_DIR"] == "/opt/imdsr/onnx"
+    path = env["PATH"].split(":")
+    assert path[0] == "/opt/venv/bin" and all(d in path for d in TRTEXEC_DIRS), env["PATH"]
+    runs = " ".join(stage.instructions("RUN"))
+    assert "python3.11 -m venv /opt/venv" in runs
+    assert '--index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"' in runs and '".[export]"' in runs
+    assert stage_arg_default(builder, "TORCH_INDEX_URL") == "https://download.pytorch.org/whl/cpu"
+    assert stage_arg_default(builder, "TORCH_VERSION") == stage_arg_default("onnx", "TORCH_VERSION")
+    assert "--from=onnx /onnx/ /opt/imdsr/onnx/" in stage.instructions("COPY")
+    assert "useradd --system --uid 10001" in runs and stage.instructions("USER")[-1] == "10001:10001"
 
 
 @pytest.mark.parametrize("name", SHIPPED)

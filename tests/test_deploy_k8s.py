@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
-import textwrap
 import tomllib
 from pathlib import Path
 
@@ -28,7 +26,6 @@ K8S = ROOT / "k8s"
 OVERLAYS = ("cpu", "gpu", "jetson")
 KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")  # oldest supported, current
 PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-BUILD_PLANS = K8S / "tensorrt-plans" / "build_plans.py"
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 PLAN_IMAGES = {"gpu": "registry.example.com/imdsr/export",
                "jetson": "registry.example.com/imdsr/export-jetson"}
@@ -324,15 +321,14 @@ def test_plans_are_built_on_the_node_where_plans_are_needed(rendered: dict[str, 
         return
     init = container(spec, "build-plans", init=True)
     assert init["image"].rpartition(":")[0] == PLAN_IMAGES[overlay]
-    assert init["command"] == ["python3", "/opt/imdsr/plans/build_plans.py"]
+    # the project's own command (run for real in dry-run mode by test_plan_builder_runs_*)
+    assert init["command"] == ["imdsr", "export", "plans"] and "args" not in init
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env["IMDSR_TARGET"] == overlay
-    assert env["IMDSR_PLAN_BUILDER"] == ("imdsr" if overlay == "gpu" else "trtexec")
+    assert env["IMDSR_PLAN_BUILDER"] == "trtexec"  # the TensorRT container's own build
     settings = configmap_data(objs, "imdsr-plans")
     (env_from,) = init["envFrom"]
     assert re.fullmatch(r"imdsr-plans-[a-z0-9]{10}", env_from["configMapRef"]["name"])
-    script = configmap_data(objs, "imdsr-plans-script")["build_plans.py"]
-    assert script == BUILD_PLANS.read_text()
     volumes = {v["name"]: v for v in spec["volumes"]}
     init_mounts = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}
     triton_mounts = {m["mountPath"]: m for m in triton["volumeMounts"]}
@@ -347,7 +343,6 @@ def test_plans_are_built_on_the_node_where_plans_are_needed(rendered: dict[str, 
     assert triton_mounts[repo_mount]["name"] == repo_volume
     assert triton_mounts[repo_mount]["readOnly"] is True
     assert f"--model-repository={settings['IMDSR_REPO_DIR']}" in triton["args"]
-    assert volumes[init_mounts["/opt/imdsr/plans"]]["configMap"]["name"].startswith("imdsr-plans-script-")
     serving_volume = volumes[init_mounts[str(Path(settings["IMDSR_SERVING_CONFIG"]).parent)]]
     assert serving_volume["configMap"]["name"].startswith("imdsr-serving-")
     access = one(objs, "PersistentVolumeClaim", "imdsr-plan-cache")["spec"]["accessModes"]
@@ -367,13 +362,13 @@ def test_base_serving_config_is_the_projects() -> None:
         "k8s/base/serving.toml differs from export/serving.toml: cp export/serving.toml k8s/base/")
 
 
-def test_jetson_serving_config_differs_only_in_tile_and_batch() -> None:
+def test_jetson_serving_config_differs_only_in_window_and_batch() -> None:
     base = tomllib.loads((K8S / "base" / "serving.toml").read_text())
     jetson = tomllib.loads((K8S / "overlays" / "jetson" / "serving.toml").read_text())
-    assert jetson["tile"] < base["tile"] and jetson["jetson"]["max_batch"] < base["max_batch"]
-    assert jetson["tile"] % 32 == 0
+    assert jetson["window"] < base["window"] and jetson["jetson"]["max_batch"] < base["max_batch"]
+    assert jetson["window"] % 32 == 0
     changed = {k for k in base if base[k] != jetson[k]} | {k for k in jetson if k not in base}
-    assert changed == {"tile", "jetson"}
+    assert changed == {"window", "jetson"}
     assert {k: v for k, v in jetson["jetson"].items() if k != "max_batch"} == base["jetson"]
     try:
         from export.serving import load_serving
@@ -388,9 +383,10 @@ def test_gateway_tiles_match_the_serving_config(rendered: dict[str, list[dict]],
     objs = rendered[overlay]
     serving = _serving(objs)
     config = configmap_data(objs, "imdsr-gateway-config")
-    # the gateway sends windows of tile + 2 x context; the TensorRT profiles end at serving's tile
+    # the gateway's default windows (tile + 2 x context) are the full windows the engines are
+    # tuned for; tests/test_windows.py checks every other tile a request may ask for
     window = int(config["IMDSR_TILE"]) + 2 * int(config["IMDSR_TILE_CONTEXT"])
-    assert window == serving["tile"], (overlay, window, serving["tile"])
+    assert window == serving["window"], (overlay, window, serving["window"])
     assert int(config["IMDSR_TILE"]) % 32 == 0 and int(config["IMDSR_TILE_CONTEXT"]) % 32 == 0
     assert config["IMDSR_DEFAULT_MODEL"] in ("c16nla", "c4")
     try:
@@ -401,7 +397,7 @@ def test_gateway_tiles_match_the_serving_config(rendered: dict[str, list[dict]],
         fields = {f"IMDSR_{name.upper()}" for name in Settings.model_fields}
         assert set(config) <= fields, set(config) - fields
         settings = Settings(**{k[len("IMDSR_"):].lower(): v for k, v in config.items()})
-        assert settings.tile + 2 * settings.tile_context == serving["tile"]
+        assert settings.tile + 2 * settings.tile_context == serving["window"]
     if overlay == "jetson":
         assert serving["jetson"]["instances"] == {"default": 1}
 
@@ -481,174 +477,128 @@ def test_grafana_dashboard_covers_gateway_and_triton() -> None:
     assert json.loads(configmap["data"]["imdsr.json"]) == dash
 
 
-# --------------------------------------------------------------------------- build_plans.py
-# Stands in for the project's CLI with the interface of export/cli.py: `export trt -o DIR` names the
-# plan model.sm<cc>.trt<major.minor>.plan; `export repo --plans DIR` copies <DIR>/<model>/**/*.plan
-# into <model>/1/ and maps each plan's compute capability to it in config.pbtxt.
-FAKE_IMDSR = textwrap.dedent("""\
-    #!{python}
-    import json, os, shutil, sys
-    from pathlib import Path
-    with open(os.environ["FAKE_LOG"], "a") as f:
-        f.write(json.dumps(sys.argv[1:]) + "\\n")
-    args = sys.argv[1:]
-    def opt(name):
-        return args[args.index(name) + 1]
-    if args[:2] == ["export", "trt"]:
-        out = Path(opt("-o"))
-        cc = os.environ["IMDSR_GPU_CC"].replace(".", "")
-        trt = ".".join(os.environ["IMDSR_TRT_VERSION"].split(".")[:2])
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"model.sm{{cc}}.trt{{trt}}.plan").write_bytes(b"engine:" + opt("--onnx").encode())
-    elif args[:2] == ["export", "repo"]:
-        out = Path(opt("-o"))
-        assert not out.exists() and out.parent.is_dir(), out
-        for v in opt("--variants").split(","):
-            model = f"imdeception_{{v}}"
-            (out / model / "1").mkdir(parents=True)
-            lines = [f'name: "{{model}}"', 'platform: "tensorrt_plan"']
-            if not os.environ.get("FAKE_IGNORE_PLANS"):
-                for plan in sorted((Path(opt("--plans")) / model).rglob("*.plan")):
-                    shutil.copyfile(plan, out / model / "1" / plan.name)
-                    cc = plan.name.split(".")[1][2:]
-                    lines.append(f'cc_model_filenames {{{{ key: "{{cc[:-1]}}.{{cc[-1]}}" '
-                                 f'value: "{{plan.name}}" }}}}')
-            (out / model / "config.pbtxt").write_text("\\n".join(lines) + "\\n")
-        (out / "MANIFEST.json").write_text("{{}}")
-    else:
-        sys.exit(f"unexpected: {{args}}")
-""")
+# --------------------------------------------------------------------------- plan builder
+def _configmap_named(objs: list[dict], name: str) -> dict[str, str]:
+    return one(objs, "ConfigMap", name)["data"]
 
 
-@pytest.fixture()
-def plans_env(tmp_path: Path) -> dict[str, str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "imdsr"
-    fake.write_text(FAKE_IMDSR.format(python=sys.executable))
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    onnx = tmp_path / "onnx"
-    onnx.mkdir()
-    for variant in ("c16nla", "c4"):
-        (onnx / f"imdeception_{variant}.onnx").write_bytes(f"onnx-{variant}".encode())
-    serving = tmp_path / "serving.toml"
-    serving.write_text("tile = 192\nmax_batch = 8\n[gpu]\nfp16 = true\nmin_side = 32\n"
-                       "[jetson]\nmax_batch = 2\nfp16 = true\n")
-    return {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_LOG": str(tmp_path / "calls.jsonl"),
-        "IMDSR_TARGET": "gpu",
-        "IMDSR_ONNX_DIR": str(onnx),
-        "IMDSR_PLAN_CACHE": str(tmp_path / "cache"),
-        "IMDSR_REPO_DIR": str(tmp_path / "models" / "repo"),
-        "IMDSR_SERVING_CONFIG": str(serving),
-        "IMDSR_GPU_MODEL": "NVIDIA A10G",
-        "IMDSR_GPU_CC": "8.6",
-        "IMDSR_TRT_VERSION": "10.5.0.18",
-    }
+def plan_builder_invocation(objs: list[dict], root: Path) -> tuple[list[str], dict[str, str]]:
+    """The build-plans initContainer's exact command and environment, with each volume it mounts
+    (and the image's ONNX folder) mapped to a folder under ``root``; ConfigMap volumes are
+    filled from the rendered ConfigMaps, as the kubelet would."""
+    spec = pod_spec(objs, "imdsr-triton")
+    init = container(spec, "build-plans", init=True)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    places: dict[str, Path] = {}
+    for mount in init["volumeMounts"]:
+        local = root / "volumes" / mount["name"]
+        local.mkdir(parents=True, exist_ok=True)
+        source = volumes[mount["name"]]
+        if "configMap" in source:
+            for key, text in _configmap_named(objs, source["configMap"]["name"]).items():
+                (local / key).write_text(text)
+        places[mount["mountPath"]] = local
+    places["/opt/imdsr/onnx"] = root / "image-onnx"  # baked into the export image
+
+    def local_path(value: str) -> str:
+        for mount, local in places.items():
+            if value == mount or value.startswith(mount + "/"):
+                return str(local) + value[len(mount):]
+        return value
+
+    env: dict[str, str] = {}
+    for source in init.get("envFrom", []):
+        env.update(_configmap_named(objs, source["configMapRef"]["name"]))
+    env.update({e["name"]: e["value"] for e in init.get("env", [])})
+    env = {k: local_path(v) for k, v in env.items()}
+    return [*init["command"], *init.get("args", [])], env
 
 
-def _build_plans(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
-    log = Path(env["FAKE_LOG"])
-    log.unlink(missing_ok=True)
-    proc = subprocess.run([sys.executable, str(BUILD_PLANS)], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **env})
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return proc, calls
+def _image_onnx(folder: Path, variants: list[str]) -> None:
+    """What the Dockerfile's onnx stage bakes in, made by the same command."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for variant in variants:
+        run([str(IMDSR), "export", "onnx", "--variant", variant, "--no-verify",
+             "-o", str(folder / f"imdeception_{variant}.onnx")], timeout=300)
 
 
-def test_build_plans_caches_by_gpu_and_tensorrt(plans_env: dict[str, str]) -> None:
-    first, calls = _build_plans(plans_env)
+IMDSR = Path(sys.executable).parent / "imdsr"
+
+
+def _run_plans(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    assert command[0] == "imdsr"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("IMDSR_", "TRT_"))}
+    return subprocess.run([str(IMDSR), *command[1:], "--dry-run"], capture_output=True, text=True,
+                          timeout=300, env={**base, **env})
+
+
+@pytest.mark.parametrize("overlay", ["gpu", "jetson"])
+def test_plan_builder_runs_through_the_real_cli(overlay: str, tmp_path: Path) -> None:
+    pytest.importorskip("torch")  # `export repo` writes each model's ONNX from the shipped weights
+    from export.serving import load_serving
+
+    objs = render(K8S / "overlays" / overlay)
+    command, env = plan_builder_invocation(objs, tmp_path)
+    variants = env["IMDSR_VARIANTS"].split(",")
+    _image_onnx(Path(env["IMDSR_ONNX_DIR"]), variants)
+    serving = load_serving(env["IMDSR_SERVING_CONFIG"])
+    target = serving.trt_target(overlay)  # type: ignore[arg-type]
+
+    first = _run_plans(command, env)
     assert first.returncode == 0, first.stderr
     result = json.loads(first.stdout)
-    assert result["cache_hit"] is False
-    assert result["key"].startswith("nvidia-a10g_sm8.6_trt10.5.0.18_fp16_t192_b8_onnx")
-    builds = [c for c in calls if c[:2] == ["export", "trt"]]
-    assert len(builds) == 2
-    for call in builds:
-        opts = dict(zip(call[2::1], call[3::1], strict=False))
-        assert "--fp16" in call and opts["--tile"] == "192" and opts["--max-batch"] == "8"
-        assert opts["--min-side"] == "32" and opts["--config"] == plans_env["IMDSR_SERVING_CONFIG"]
-    (repo_call,) = [c for c in calls if c[:2] == ["export", "repo"]]
-    cache = Path(plans_env["IMDSR_PLAN_CACHE"]) / result["key"]
-    assert repo_call[repo_call.index("--target") + 1] == "gpu"
-    assert repo_call[repo_call.index("--plans") + 1] == str(cache)
-    assert repo_call[repo_call.index("--config") + 1] == plans_env["IMDSR_SERVING_CONFIG"]
-    models = Path(plans_env["IMDSR_REPO_DIR"])
-    for variant in ("c16nla", "c4"):
-        plan = models / f"imdeception_{variant}" / "1" / "model.sm86.trt10.5.plan"
-        assert plan.read_bytes().endswith(f"imdeception_{variant}.onnx".encode())
-        assert "model.sm86.trt10.5.plan" in (plan.parent.parent / "config.pbtxt").read_text()
-    assert (models / "PLAN_CACHE_KEY").read_text().strip() == result["key"]
-    assert json.loads((cache / "manifest.json").read_text())["gpu"] == "NVIDIA A10G"
+    assert result["cache_hit"] is False and result["dry_run"] is True
+    assert result["tensorrt"] == target.tensorrt_version and result["precision"] == "fp16"
+    assert f"_w{serving.window}_b{serving.max_batch_for(overlay)}_" in result["key"]
+    plan = result["plan"]
+    sm = result["compute_capability"].replace(".", "")
+    assert plan == f"model.sm{sm}.trt{target.tensorrt_version}.plan"
+    repo = Path(env["IMDSR_REPO_DIR"])
+    for variant in variants:
+        model = repo / f"imdeception_{variant}"
+        config = (model / "config.pbtxt").read_text()
+        assert 'platform: "tensorrt_plan"' in config and f'value: "{plan}"' in config
+        assert (model / "1" / plan).is_file()
+        # the window limit the gateway will read from Triton is the engine profile's max
+        limit = r'key: "imdsr_max_window"\s+value \{\s+string_value: "' + str(serving.window) + '"'
+        assert re.search(limit, config)
+    assert (repo / "PLAN_CACHE_KEY").read_text().strip() == result["key"]
 
-    # a restart on the same kind of GPU: nothing is built, the repository is written again
-    second, calls = _build_plans(plans_env)
+    # a restart finds its plans; the repository is written again
+    second = _run_plans(command, env)
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout) == {**result, "cache_hit": True}
-    assert not [c for c in calls if c[:2] == ["export", "trt"]]
-    assert (models / "imdeception_c4" / "1" / "model.sm86.trt10.5.plan").is_file()
 
-    # another GPU model, or another TensorRT, gets a key and a build of its own
-    for change in ({"IMDSR_GPU_MODEL": "NVIDIA L4", "IMDSR_GPU_CC": "8.9"},
-                   {"IMDSR_TRT_VERSION": "10.6.0"}):
-        other, calls = _build_plans({**plans_env, **change})
-        assert other.returncode == 0, other.stderr
-        assert json.loads(other.stdout)["cache_hit"] is False
-        assert len([c for c in calls if c[:2] == ["export", "trt"]]) == 2
-    entries = sorted(p.name for p in Path(plans_env["IMDSR_PLAN_CACHE"]).iterdir())
-    assert len(entries) == 3 and not [e for e in entries if e.startswith(".build-")], entries
+    # IMDSR_PRECISION=fp32 builds fp32, under a key of its own
+    fp32 = _run_plans(command, {**env, "IMDSR_PRECISION": "fp32"})
+    assert fp32.returncode == 0, fp32.stderr
+    assert json.loads(fp32.stdout)["precision"] == "fp32" and "_fp32_" in json.loads(fp32.stdout)["key"]
 
-
-def test_build_plans_fails_loudly(plans_env: dict[str, str]) -> None:
-    proc, _ = _build_plans({**plans_env, "FAKE_IGNORE_PLANS": "1"})
-    assert proc.returncode == 1 and "does not serve model.sm86.trt10.5.plan" in proc.stderr
-    proc, _ = _build_plans({**plans_env, "IMDSR_TARGET": "cpu"})
-    assert proc.returncode == 1 and "IMDSR_TARGET must be gpu or jetson" in proc.stderr
-    Path(plans_env["IMDSR_ONNX_DIR"], "imdeception_c4.onnx").unlink()
-    proc, _ = _build_plans(plans_env)
-    assert proc.returncode == 1 and "missing ONNX for c4" in proc.stderr
+    # another GPU model with the same compute capability gets its own entry
+    other = _run_plans(command, {**env, "IMDSR_GPU_NAME": "Other GPU",
+                                 "IMDSR_GPU_CC": result["compute_capability"]})
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout)["cache_hit"] is False
+    cache = Path(env["IMDSR_PLAN_CACHE"])
+    assert not [p for p in cache.iterdir() if p.name.startswith(".build-")]
 
 
-def test_build_plans_with_trtexec_on_jetson(plans_env: dict[str, str], tmp_path: Path) -> None:
-    trtexec = Path(plans_env["PATH"].split(os.pathsep)[0]) / "trtexec"
-    trtexec.write_text(textwrap.dedent(f"""\
-        #!{sys.executable}
-        import json, os, sys
-        from pathlib import Path
-        with open(os.environ["FAKE_LOG"], "a") as f:
-            f.write(json.dumps(["trtexec", *sys.argv[1:]]) + "\\n")
-        out = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--saveEngine="))
-        Path(out).write_bytes(b"engine")
-    """))
-    trtexec.chmod(trtexec.stat().st_mode | stat.S_IEXEC)
-    env = {**plans_env, "IMDSR_TARGET": "jetson", "IMDSR_PLAN_BUILDER": "trtexec",
-           "IMDSR_GPU_MODEL": "Orin", "IMDSR_GPU_CC": "8.7", "IMDSR_TRT_VERSION": "10.3.0.30"}
-    proc, calls = _build_plans(env)
-    assert proc.returncode == 0, proc.stderr
-    runs = [c for c in calls if c[0] == "trtexec"]
-    assert len(runs) == 2
-    for call in runs:  # jetson: 192-px tiles from the file, batches of 2 from [jetson]
-        assert "--optShapes=input:2x3x192x192" in call and "--maxShapes=input:2x3x192x192" in call
-        assert "--minShapes=input:1x3x32x32" in call and "--fp16" in call
-    assert "_trt10.3.0.30_fp16_t192_b2_" in json.loads(proc.stdout)["key"]
-    assert (Path(env["IMDSR_REPO_DIR"]) / "imdeception_c4" / "1" / "model.sm87.trt10.3.plan").is_file()
-    repo_call = next(c for c in calls if c[:2] == ["export", "repo"])
-    assert repo_call[repo_call.index("--target") + 1] == "jetson"
+def test_plan_builder_refuses_another_tensorrt_build(tmp_path: Path) -> None:
+    objs = render(K8S / "overlays" / "gpu")
+    command, env = plan_builder_invocation(objs, tmp_path)
+    _image_onnx(Path(env["IMDSR_ONNX_DIR"]), env["IMDSR_VARIANTS"].split(","))
+    proc = _run_plans(command, {**env, "TRT_VERSION": "10.5.0.17"})  # what an NGC image declares
+    assert proc.returncode == 2
+    assert "TensorRT is 10.5.0.17, but Triton serves with 10.5.0.18" in proc.stderr
+    assert not Path(env["IMDSR_REPO_DIR"]).exists()
 
 
-def test_build_plans_names_plans_like_the_exporter() -> None:
-    try:
-        from export.trt_plan import plan_filename as project_name
-    except ImportError:
-        pytest.skip("export package not importable")
-    namespace: dict = {}
-    exec(compile(BUILD_PLANS.read_text(), str(BUILD_PLANS), "exec"), namespace)
-    for cc, trt in (("8.6", "10.5.0.18"), ("7.2", "10.3.0"), ("9.0", "10.5")):
-        assert namespace["plan_filename"](cc, trt) == project_name(cc, trt)
-
-
-def test_build_plans_runs_on_python_310() -> None:
-    import ast
-
-    ast.parse(BUILD_PLANS.read_text(), feature_version=(3, 10))
+def test_plan_builder_fails_clearly(tmp_path: Path) -> None:
+    objs = render(K8S / "overlays" / "gpu")
+    command, env = plan_builder_invocation(objs, tmp_path)
+    proc = _run_plans(command, env)  # no ONNX in the image
+    assert proc.returncode == 2 and "missing ONNX for c16nla" in proc.stderr
+    proc = _run_plans(command, {**env, "IMDSR_TARGET": "cpu"})
+    assert proc.returncode == 2 and "target must be gpu or jetson" in proc.stderr
+    proc = _run_plans(command, {**env, "IMDSR_PRECISION": "int8"})
+    assert proc.returncode == 2 and "precision must be fp16 or fp32" in proc.stderr

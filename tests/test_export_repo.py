@@ -16,7 +16,7 @@ from export.model_config import render_model_config
 from export.repo import MANIFEST, ModelSource, check_repository, write_repository
 from export.serving import ServingConfig, load_serving
 from export.triton_python import MODEL_PY
-from imdsr.contract import INPUT_NAME, OUTPUT_NAME
+from imdsr.contract import INPUT_NAME, MAX_WINDOW_PARAM, OUTPUT_NAME
 from training.models import list_variants
 
 
@@ -32,18 +32,22 @@ def cfg() -> ServingConfig:
 # --- serving.toml -------------------------------------------------------------------------------
 
 
-def test_shipped_serving_toml_loads_with_gateway_tile(cfg: ServingConfig) -> None:
-    assert cfg.tile % 32 == 0 and cfg.max_batch >= 1
+def test_shipped_serving_toml_loads_with_gateway_window(cfg: ServingConfig) -> None:
+    assert cfg.window % 32 == 0 and cfg.max_batch >= 1
     assert cfg.gpu.instance_count("c16nla") >= 1 and cfg.cpu.instance_count("nope") >= 1
 
 
 def test_serving_rejects_unknown_keys_and_impossible_batches(tmp_path: Path) -> None:
     bad = tmp_path / "s.toml"
-    bad.write_text("tile = 192\n[batching]\nmax_queue_delay = 5\n")
+    bad.write_text("window = 192\n[batching]\nmax_queue_delay = 5\n")
     with pytest.raises(ValidationError, match="max_queue_delay"):
         load_serving(bad)
     with pytest.raises(ValidationError, match="outside 1..max_batch"):
         ServingConfig.model_validate({"max_batch": 4, "gpu": {"warmup_batch_sizes": [8]}})
+    with pytest.raises(ValidationError, match="tile"):  # the old name of `window` is an error, not ignored
+        ServingConfig.model_validate({"tile": 320})
+    with pytest.raises(ValidationError, match="tensorrt_version"):  # a minor cannot tell builds apart
+        ServingConfig.model_validate({"gpu": {"tensorrt_version": "10.5"}})
 
 
 # --- config.pbtxt -------------------------------------------------------------------------------
@@ -66,7 +70,9 @@ def test_every_config_parses_with_tritons_schema(cfg: ServingConfig, variant: st
     assert m.instance_group[0].count == t.instance_count(variant)
     assert [w.batch_size for w in m.model_warmup] == t.warmup_batch_sizes
     for w in m.model_warmup:
-        assert list(w.inputs[INPUT_NAME].dims) == [3, cfg.tile, cfg.tile]
+        assert list(w.inputs[INPUT_NAME].dims) == [3, cfg.window, cfg.window]
+    # every target publishes the window limit its engine or session was made for
+    assert m.parameters[MAX_WINDOW_PARAM].string_value == str(cfg.window_limits().max_side)
 
 
 def test_cpu_config_runs_python_backend_on_cpu(cfg: ServingConfig) -> None:
@@ -87,17 +93,17 @@ def test_gpu_config_maps_compute_capabilities_to_plans(cfg: ServingConfig) -> No
         cc: f"model.sm{cc.replace('.', '')}.trt{ver}.plan" for cc in cfg.gpu.compute_capabilities}
     assert not m.optimization.cuda.graphs  # off by default
     jetson = parse(render_model_config("c4", "jetson", cfg))
-    assert "8.7" in jetson.cc_model_filenames  # Orin
+    assert list(jetson.cc_model_filenames) == ["8.7"]  # Orin only: JetPack 6 does not run on Xavier
 
 
-def test_cuda_graphs_are_captured_at_the_tile_shape(cfg: ServingConfig) -> None:
+def test_cuda_graphs_are_captured_at_the_window_shape(cfg: ServingConfig) -> None:
     on = cfg.model_copy(update={"gpu": cfg.gpu.model_copy(update={"cuda_graphs": True,
                                                                    "cuda_graph_batch_sizes": []})})
     m = parse(render_model_config("c4", "gpu", on))
     assert m.optimization.cuda.graphs
     specs = m.optimization.cuda.graph_spec
     assert [s.batch_size for s in specs] == list(range(1, cfg.max_batch + 1))
-    assert all(list(s.input[INPUT_NAME].dim) == [3, cfg.tile, cfg.tile] for s in specs)
+    assert all(list(s.input[INPUT_NAME].dim) == [3, cfg.window, cfg.window] for s in specs)
 
 
 def test_wire_dtypes_are_for_the_cpu_benchmark_only(cfg: ServingConfig) -> None:
@@ -182,13 +188,13 @@ def test_generator_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path, 
 def test_gpu_repository_records_built_plans(tmp_path: Path, variant_weights, cfg) -> None:
     plans = tmp_path / "plans" / "imdeception_c4" / "1"
     plans.mkdir(parents=True)
-    (plans / "model.sm87.trt10.3.plan").write_bytes(b"engine")  # e.g. built on an Orin node
+    (plans / "model.sm89.trt10.5.0.18.plan").write_bytes(b"engine")  # e.g. built on an L4 node
     out = tmp_path / "repo"
-    write_repository(out, "jetson", [ModelSource("c4", variant_weights["c4"])], cfg, tmp_path / "plans")
+    write_repository(out, "gpu", [ModelSource("c4", variant_weights["c4"])], cfg, tmp_path / "plans")
     m = parse((out / "imdeception_c4" / "config.pbtxt").read_text())
-    assert m.cc_model_filenames["8.7"] == "model.sm87.trt10.3.plan"
-    assert m.cc_model_filenames["7.2"] == f"model.sm72.trt{cfg.jetson.tensorrt_version}.plan"
-    assert (out / "imdeception_c4" / "1" / "model.sm87.trt10.3.plan").read_bytes() == b"engine"
+    assert m.cc_model_filenames["8.9"] == "model.sm89.trt10.5.0.18.plan"
+    assert m.cc_model_filenames["8.0"] == f"model.sm80.trt{cfg.gpu.tensorrt_version}.plan"
+    assert (out / "imdeception_c4" / "1" / "model.sm89.trt10.5.0.18.plan").read_bytes() == b"engine"
     assert (out / "imdeception_c4" / "1" / "model.onnx").exists()  # source for on-node builds
     assert not (out / "imdeception_c4" / "1" / "model.py").exists()
 

@@ -1,67 +1,168 @@
-"""TensorRT: profile shapes and plan naming on any machine; the engine build itself on a GPU."""
+"""TensorRT: profiles, plan names, version checks and the timing cache on any machine; the engine
+build itself on a GPU with TensorRT."""
 
 from __future__ import annotations
 
 import importlib.util
+import stat
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from export.trt_build import resolve_output
+from export.trt_build import (
+    BuildRequest,
+    build_with_trtexec,
+    detect_trt_version,
+    parse_trtexec_banner,
+    trtexec_command,
+    versions_match,
+)
 from export.trt_plan import (
+    atomic_write_bytes,
     cc_model_filenames,
-    default_timing_cache,
+    engine_profile,
     parse_plan_filename,
     plan_filename,
-    short_trt_version,
-    tile_profile,
+    timing_cache_path,
 )
+from imdsr.imaging.windows import WindowLimits
 
 
-def test_profile_comes_from_tile_and_max_batch() -> None:
-    p = tile_profile(tile=192, max_batch=8, min_side=32)
+def test_profile_spans_every_window_the_gateway_sends() -> None:
+    p = engine_profile(WindowLimits(max_side=192), max_batch=8)
     assert p.name == "input"
-    assert p.min == (1, 3, 32, 32)
-    assert p.opt == (8, 3, 192, 192)  # full batches of gateway tiles: what TensorRT tunes for
+    assert p.min == (1, 3, 1, 1)  # small images go whole: a 21x26 icon must be accepted
+    assert p.opt == (8, 3, 192, 192)  # full batches of full windows: what TensorRT tunes for
     assert p.max == (8, 3, 192, 192)
+    assert p.admits(1, 21, 26) and p.admits(8, 192, 1) and not p.admits(1, 193, 64)
     with pytest.raises(ValueError):
-        tile_profile(tile=64, max_batch=8, min_side=96)
-    with pytest.raises(ValueError):
-        tile_profile(tile=64, max_batch=0)
+        engine_profile(WindowLimits(max_side=64), max_batch=0)
 
 
 @pytest.mark.parametrize(("cc", "version", "name"), [
-    ("8.6", "10.5.0.18", "model.sm86.trt10.5.plan"),
-    ("8.7", "8.6.2", "model.sm87.trt8.6.plan"),
-    ("10.0", "10.7", "model.sm100.trt10.7.plan"),
+    ("8.6", "10.5.0.18", "model.sm86.trt10.5.0.18.plan"),
+    ("8.7", "10.3.0", "model.sm87.trt10.3.0.plan"),
+    ("10.0", "10.7.0.23", "model.sm100.trt10.7.0.23.plan"),
 ])
-def test_plan_name_carries_compute_capability_and_trt_version(cc: str, version: str, name: str) -> None:
+def test_plan_name_carries_compute_capability_and_full_trt_version(cc: str, version: str, name: str) -> None:
     assert plan_filename(cc, version) == name
-    assert parse_plan_filename(name) == (cc, short_trt_version(version))
+    assert parse_plan_filename(name) == (cc, version)
 
 
 def test_plan_name_rejects_garbage() -> None:
     assert parse_plan_filename("model.plan") is None
-    assert parse_plan_filename("model.onnx") is None
+    assert parse_plan_filename("model.sm86.trt10.5.plan") is None  # a minor alone cannot tell builds apart
     with pytest.raises(ValueError):
-        plan_filename("sm86", "10.5")
+        plan_filename("sm86", "10.5.0")
     with pytest.raises(ValueError):
-        short_trt_version("ten")
+        plan_filename("8.6", "10.5")
 
 
-def test_cc_model_filenames_and_output_resolution(tmp_path: Path) -> None:
-    assert cc_model_filenames(["7.5", "9.0"], "10.5") == {
-        "7.5": "model.sm75.trt10.5.plan", "9.0": "model.sm90.trt10.5.plan"}
-    assert resolve_output(tmp_path, "8.9", "10.5") == tmp_path / "model.sm89.trt10.5.plan"
-    assert resolve_output(tmp_path / "x.plan", "8.9", "10.5") == tmp_path / "x.plan"
+def test_cc_model_filenames() -> None:
+    assert cc_model_filenames(["7.5", "9.0"], "10.5.0.18") == {
+        "7.5": "model.sm75.trt10.5.0.18.plan", "9.0": "model.sm90.trt10.5.0.18.plan"}
 
 
-def test_timing_cache_is_per_gpu_and_version(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    want = tmp_path / "imdsr" / "tensorrt" / "timing.sm86.trt10.5.cache"
-    assert default_timing_cache("8.6", "10.5.1") == want
-    assert default_timing_cache("8.6", "10.5") != default_timing_cache("8.9", "10.5")
+def test_versions_match_only_the_same_build() -> None:
+    assert versions_match("10.5.0.18", "10.5.0.18")
+    assert versions_match("10.5.0", "10.5.0.18")  # trtexec's banner has no build number
+    assert not versions_match("10.5.0.17", "10.5.0.18")
+    assert not versions_match("10.6.0", "10.5.0.18")
+    assert not versions_match("10.5", "10.5.0.18")
+
+
+def test_trt_version_comes_from_the_ngc_image_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRT_VERSION", "10.5.0.18+cuda12.6.2.004")  # NGC images add a suffix
+    assert detect_trt_version("trtexec") == "10.5.0.18"
+    assert versions_match(detect_trt_version("trtexec") or "", "10.5.0.18")
+
+
+def test_trt_version_from_trtexecs_banner() -> None:
+    assert parse_trtexec_banner("&&&& RUNNING TensorRT.trtexec [TensorRT v100500] [b18] # trtexec") \
+        == "10.5.0.18"
+    assert parse_trtexec_banner("[TensorRT v8601] # trtexec --help") == "8.6.1"
+    assert parse_trtexec_banner("no banner") is None
+
+
+def test_timing_cache_is_per_gpu_model_and_trt_build(tmp_path: Path) -> None:
+    a10g = timing_cache_path(tmp_path, "NVIDIA A10G", "8.6", "10.5.0.18")
+    assert a10g.parent == tmp_path and a10g.name == "timing_nvidia-a10g_sm8.6_trt10.5.0.18.cache"
+    # the same compute capability on another GPU model gets its own cache
+    assert timing_cache_path(tmp_path, "NVIDIA A40", "8.6", "10.5.0.18") != a10g
+    assert timing_cache_path(tmp_path, "NVIDIA A10G", "8.6", "10.5.0.17") != a10g
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "cache" / "t.cache"
+    atomic_write_bytes(target, b"old")
+    with pytest.raises(TypeError):  # the write fails half-way: the old file stays whole
+        atomic_write_bytes(target, 123)  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in target.parent.iterdir()] == ["t.cache"]  # no temporary left behind
+
+
+def test_trtexec_command_follows_request(tmp_path: Path) -> None:
+    req = BuildRequest(tmp_path / "m.onnx", engine_profile(WindowLimits(128), 2), fp16=False,
+                       workspace_mb=512)
+    cmd = trtexec_command("trtexec", req, tmp_path / "p.plan", None)
+    assert "--minShapes=input:1x3x1x1" in cmd and "--optShapes=input:2x3x128x128" in cmd
+    assert "--maxShapes=input:2x3x128x128" in cmd and "--memPoolSize=workspace:512M" in cmd
+    assert "--fp16" not in cmd  # fp32 asked, fp32 built
+    assert not [c for c in cmd if c.startswith("--timingCacheFile")]
+    half = BuildRequest(req.onnx, req.profile, fp16=True)
+    fp16 = trtexec_command("trtexec", half, tmp_path / "p", tmp_path)
+    assert "--fp16" in fp16 and f"--timingCacheFile={tmp_path}" in fp16
+
+
+# trtexec itself needs a GPU; this stand-in for NVIDIA's binary refuses a cache that reads "bad"
+# (as TensorRT refuses one from another GPU) and otherwise writes the engine and the cache.
+TRTEXEC = textwrap.dedent("""\
+    #!{python}
+    import sys
+    from pathlib import Path
+    args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if "=" in a)
+    cache = Path(args["timingCacheFile"]) if "timingCacheFile" in args else None
+    if cache is not None and cache.exists() and cache.read_bytes() == b"bad":
+        sys.exit("Error: timing cache mismatch")
+    Path(args["saveEngine"]).write_bytes(b"engine")
+    if cache is not None:
+        cache.write_bytes(b"timings for this gpu")
+""")
+
+
+@pytest.fixture()
+def trtexec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    exe = tmp_path / "bin" / "trtexec"
+    exe.parent.mkdir()
+    exe.write_text(TRTEXEC.format(python=sys.executable))
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{exe.parent}:{Path(sys.executable).parent}")
+    return exe
+
+
+def test_mismatching_timing_cache_falls_back_to_empty(trtexec: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "timing.cache"
+    shared.parent.mkdir()
+    shared.write_bytes(b"bad")
+    req = BuildRequest(tmp_path / "m.onnx", engine_profile(WindowLimits(64), 1), timing_cache=shared)
+    work = tmp_path / "work"
+    work.mkdir()
+    build_with_trtexec(req, tmp_path / "out" / "m.plan", work)
+    assert (tmp_path / "out" / "m.plan").read_bytes() == b"engine"
+    assert shared.read_bytes() == b"timings for this gpu"  # replaced, through a rename
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["timing.cache"]
+
+
+def test_first_build_creates_the_shared_cache(trtexec: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "timing.cache"
+    req = BuildRequest(tmp_path / "m.onnx", engine_profile(WindowLimits(64), 1), timing_cache=shared)
+    work = tmp_path / "work"
+    work.mkdir()
+    build_with_trtexec(req, tmp_path / "m.plan", work)
+    assert shared.read_bytes() == b"timings for this gpu"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
@@ -72,10 +173,10 @@ def test_cli_says_clearly_when_tensorrt_is_missing(tmp_path: Path) -> None:
 
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")
-    res = CliRunner().invoke(app, ["export", "trt", "--onnx", str(onnx), "--tile", "64",
-                                   "--max-batch", "2", "-o", str(tmp_path)])
+    res = CliRunner().invoke(app, ["export", "trt", "--onnx", str(onnx), "--max-batch", "2",
+                                   "-o", str(tmp_path)])
     assert res.exit_code == 2
-    assert "TensorRT is not installed" in res.output
+    assert "no TensorRT here" in res.output
 
 
 @pytest.mark.gpu(tensorrt=True)
@@ -84,28 +185,32 @@ def test_engine_builds_and_matches_pytorch(variant_weights, tmp_path: Path) -> N
     import torch
 
     from export.onnx_export import export_onnx, load_model
-    from export.trt_build import BuildRequest, build_engine
+    from export.trt_build import build_with_api
 
     onnx = export_onnx("c4nla", variant_weights["c4nla"], tmp_path / "model.onnx").path
     cache = tmp_path / "timing.cache"
-    res = build_engine(BuildRequest(onnx, tile_profile(64, 2), timing_cache=cache), tmp_path)
-    assert res.plan.name == plan_filename(res.compute_capability, trt.__version__)
+    plan = tmp_path / "model.plan"
+    profile = engine_profile(WindowLimits(max_side=64), 2)
+    build_with_api(BuildRequest(onnx, profile, timing_cache=cache), plan)
     assert cache.stat().st_size > 0
-    # A second build reuses the timing cache.
-    build_engine(BuildRequest(onnx, tile_profile(64, 2), timing_cache=cache), tmp_path / "again.plan")
+    # A second build reuses the timing cache; a damaged cache falls back to an empty one.
+    build_with_api(BuildRequest(onnx, profile, timing_cache=cache), tmp_path / "again.plan")
+    cache.write_bytes(b"not a timing cache")
+    build_with_api(BuildRequest(onnx, profile, timing_cache=cache), tmp_path / "third.plan")
 
-    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(res.plan.read_bytes())
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan.read_bytes())
     context = engine.create_execution_context()
-    x = torch.rand(2, 3, 45, 61)  # odd size inside the profile
-    context.set_input_shape("input", tuple(x.shape))
-    x_gpu = x.cuda().contiguous()
-    y_gpu = torch.empty(tuple(context.get_tensor_shape("output")), device="cuda")
-    context.set_tensor_address("input", x_gpu.data_ptr())
-    context.set_tensor_address("output", y_gpu.data_ptr())
-    stream = torch.cuda.current_stream()
-    assert context.execute_async_v3(stream.cuda_stream)
-    stream.synchronize()
-    model, _ = load_model("c4nla", variant_weights["c4nla"])
-    with torch.no_grad():
-        ref = model(x).numpy()
-    np.testing.assert_allclose(y_gpu.cpu().numpy(), ref, atol=1e-3)
+    for shape in ((2, 3, 45, 61), (1, 3, 5, 7)):  # odd sizes inside the profile, down to tiny
+        x = torch.rand(*shape)
+        context.set_input_shape("input", tuple(x.shape))
+        x_gpu = x.cuda().contiguous()
+        y_gpu = torch.empty(tuple(context.get_tensor_shape("output")), device="cuda")
+        context.set_tensor_address("input", x_gpu.data_ptr())
+        context.set_tensor_address("output", y_gpu.data_ptr())
+        stream = torch.cuda.current_stream()
+        assert context.execute_async_v3(stream.cuda_stream)
+        stream.synchronize()
+        model, _ = load_model("c4nla", variant_weights["c4nla"])
+        with torch.no_grad():
+            ref = model(x).numpy()
+        np.testing.assert_allclose(y_gpu.cpu().numpy(), ref, atol=1e-3)

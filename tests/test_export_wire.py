@@ -31,7 +31,7 @@ def test_bench_wire_runs_end_to_end(variant_weights) -> None:
     from imdsr.cli import app
 
     res = CliRunner().invoke(app, ["bench", "wire", "--variant", "c4", "--weights",
-                                   str(variant_weights["c4"]), "--tile", "32", "--iters", "2",
+                                   str(variant_weights["c4"]), "--window", "32", "--iters", "2",
                                    "--threads", "1"])
     assert res.exit_code == 0, res.output
     rows = {line.split()[0]: line.split() for line in res.output.splitlines()

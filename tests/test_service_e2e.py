@@ -152,6 +152,32 @@ def test_tiling_through_triton_is_seamless(gateway: Gateway) -> None:
     assert np.abs(a - b).max() <= 1
 
 
+def test_tile_larger_than_the_model_accepts_is_422(gateway: Gateway, triton_server) -> None:  # noqa: ANN001
+    """The limit comes from Triton (the model's config.pbtxt), not from the gateway's settings."""
+    from export.serving import load_serving
+
+    window = load_serving().window
+    data = _save(Image.fromarray(_photo(40, 500)), "PNG")
+    largest = window - 2 * 32
+    r = _post(gateway, data, tile=largest + 32)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_parameter", r.text
+    assert f"up to {window} px" in r.json()["detail"][0]["msg"]
+    assert r.json()["detail"][0]["max_tile"] == largest
+    ok = _post(gateway, data, tile=largest)
+    assert ok.status_code == 200 and ok.headers["x-tiles"] == "2", ok.text
+    # a gateway configured with a tile too big for the engine shrinks it instead of failing
+    settings = Settings(triton_url=triton_server.grpc_url, tile=1024)
+    with Gateway(settings) as big:
+        r = _post(big, data)
+        assert r.status_code == 200 and r.headers["x-tiles"] == "2", r.text
+
+
+def test_one_pixel_image(gateway: Gateway) -> None:
+    r = _post(gateway, _save(Image.fromarray(_photo(1, 1)), "PNG"))
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == (4, 4)
+
+
 def test_twenty_concurrent_requests(gateway: Gateway) -> None:
     data = CASES["png-rgb"][0]
 
