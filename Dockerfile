@@ -45,6 +45,8 @@ COPY imdsr/ imdsr/
 COPY training/ training/
 COPY export/ export/
 COPY service/ service/
+COPY triton_host/ triton_host/
+COPY bench/ bench/
 
 # serve-venv: the project with its `serve` extra and nothing else
 FROM source AS serve-venv
@@ -182,6 +184,8 @@ COPY imdsr/ imdsr/
 COPY training/ training/
 COPY export/ export/
 COPY service/ service/
+COPY triton_host/ triton_host/
+COPY bench/ bench/
 RUN /opt/venv/bin/pip install ".[export]" \
  && mkdir -p /onnx \
  && for v in ${VARIANTS}; do \
@@ -237,6 +241,8 @@ COPY imdsr/ imdsr/
 COPY training/ training/
 COPY export/ export/
 COPY service/ service/
+COPY triton_host/ triton_host/
+COPY bench/ bench/
 RUN python3.11 -m venv /opt/venv \
  && /opt/venv/bin/pip install "pip==${PIP_VERSION}" \
  && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
@@ -293,6 +299,8 @@ COPY imdsr/ imdsr/
 COPY training/ training/
 COPY export/ export/
 COPY service/ service/
+COPY triton_host/ triton_host/
+COPY bench/ bench/
 RUN python3.11 -m venv /opt/venv \
  && /opt/venv/bin/pip install "pip==${PIP_VERSION}" \
  && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \

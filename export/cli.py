@@ -1,4 +1,4 @@
-"""``imdsr export onnx|trt|plans|repo|check-repo`` and ``imdsr bench wire``.
+"""``imdsr export onnx|trt|plans|repo|check-repo``.
 
 torch, onnx and tensorrt are imported inside the commands: ``imdsr --help`` stays fast and the
 serving image (no torch) still loads this module.
@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from imdsr.cli_support import fail
 from imdsr.contract import SCALE
 
 export_app = typer.Typer(help="Turn weights into what Triton serves: ONNX, TensorRT plans, "
@@ -18,11 +19,6 @@ export_app = typer.Typer(help="Turn weights into what Triton serves: ONNX, Tenso
 
 ConfigOpt = Annotated[Path | None,
                       typer.Option("--config", help="serving TOML (default: export/serving.toml)")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
 
 
 def _weights_for(variant: str, given: Path | None) -> Path:
@@ -33,7 +29,7 @@ def _weights_for(variant: str, given: Path | None) -> Path:
     try:
         return shipped_weights(variant)
     except WeightsError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
 
 
 @export_app.command("onnx")
@@ -52,7 +48,7 @@ def onnx_cmd(
     try:
         res = export_onnx(variant, path, output, scale=SCALE, simplified=simplify)
     except (WeightsError, KeyError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     typer.echo(f"wrote {res.path} ({res.path.stat().st_size:,} bytes, {res.nodes_final} nodes, "
                f"{res.nodes_traced} traced) weights sha256={res.provenance.weights_sha256[:16]}")
     if verify:
@@ -61,7 +57,7 @@ def onnx_cmd(
         shapes = ", ".join("x".join(map(str, s)) for s in VERIFY_SHAPES)
         typer.echo(f"ONNX Runtime vs PyTorch at {shapes}: max |diff| = {diff:.2e}")
         if diff > 1e-4:
-            raise _fail(f"ONNX output differs from PyTorch by {diff:.2e} (> 1e-4)")
+            raise fail(f"ONNX output differs from PyTorch by {diff:.2e} (> 1e-4)")
 
 
 TargetOpt = Annotated[str, typer.Option(help="gpu | jetson: whose serving-config section applies")]
@@ -72,7 +68,7 @@ BuilderOpt = Annotated[str, typer.Option(
 
 def _trt_target(target: str) -> str:
     if target not in ("gpu", "jetson"):
-        raise _fail(f"target must be gpu or jetson, not {target!r}")
+        raise fail(f"target must be gpu or jetson, not {target!r}")
     return target
 
 
@@ -80,7 +76,7 @@ def _builder(builder: str) -> str:
     from export.trt_build import BUILDERS
 
     if builder not in BUILDERS:
-        raise _fail(f"builder must be one of {', '.join(BUILDERS)}, not {builder!r}")
+        raise fail(f"builder must be one of {', '.join(BUILDERS)}, not {builder!r}")
     return builder
 
 
@@ -118,17 +114,17 @@ def trt_cmd(
     try:
         profile = engine_profile(cfg.window_limits(), max_batch or cfg.max_batch_for(target))  # type: ignore[arg-type]
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if not onnx.is_file():
-        raise _fail(f"ONNX file not found: {onnx}")
+        raise fail(f"ONNX file not found: {onnx}")
     version = detect_trt_version(_builder(builder))  # type: ignore[arg-type]
     if version is None:
-        raise _fail(f"no TensorRT here for the {builder} builder; build engines on the GPU node "
+        raise fail(f"no TensorRT here for the {builder} builder; build engines on the GPU node "
                     "(the export image, or JetPack)")
     try:
         gpu = detect_gpu()
     except RuntimeError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     plan = output if output.suffix == ".plan" else output / plan_filename(gpu.compute_capability, version)
     cache = timing_cache or timing_cache_path(default_timing_cache_root(), gpu.name,
                                               gpu.compute_capability, version)
@@ -138,7 +134,7 @@ def trt_cmd(
             build_engine(BuildRequest(onnx, profile, use_fp16, t.workspace_mb, cache), plan,
                          builder, Path(work))  # type: ignore[arg-type]
         except BuildError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
     typer.echo(f"wrote {plan} ({gpu.name}, sm {gpu.compute_capability}, TensorRT {version}, "
                f"{'fp16' if use_fp16 else 'fp32'}; profile min {profile.min} opt {profile.opt} "
                f"max {profile.max}; timing cache {cache})")
@@ -179,13 +175,13 @@ def plans_cmd(
 
     logging.basicConfig(level=logging.INFO, format="[export plans] %(message)s")
     if precision not in (None, "fp16", "fp32"):
-        raise _fail(f"precision must be fp16 or fp32, not {precision!r}")
+        raise fail(f"precision must be fp16 or fp32, not {precision!r}")
     if config is not None and not config.is_file():
-        raise _fail(f"serving config not found: {config}")
+        raise fail(f"serving config not found: {config}")
     try:
         cfg = load_serving(config)
     except ValueError as exc:
-        raise _fail(f"{config}: {exc}") from exc
+        raise fail(f"{config}: {exc}") from exc
     job = PlanJob(
         target=_trt_target(target), variants=_parse_variants([variants]), onnx_dir=onnx_dir,  # type: ignore[arg-type]
         cache_root=cache, repo_dir=repo, serving=cfg, serving_path=config,
@@ -194,7 +190,7 @@ def plans_cmd(
     try:
         result = run_plans(job, gpu_name, gpu_cc)
     except (PlanError, OSError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     typer.echo(result.to_json())
 
 
@@ -239,7 +235,7 @@ def repo_cmd(
         overrides[variant] = Path(path)
     names = _parse_variants(variants)
     if not names:
-        raise _fail("no variants: no weights ship yet; pass --variants and --weights V=PATH")
+        raise fail("no variants: no weights ship yet; pass --variants and --weights V=PATH")
     sources = [ModelSource(v, _weights_for(v, overrides.get(v))) for v in names]
     manifest = write_repository(output, target, sources, load_serving(config), plans)  # type: ignore[arg-type]
     for name, entry in manifest["models"].items():
@@ -264,53 +260,5 @@ def check_repo_cmd(
     typer.echo(f"{repo}: up to date")
 
 
-def bench_wire(
-    variant: Annotated[str, typer.Option(help="variant to serve")] = "c4",
-    weights: Annotated[Path | None, typer.Option(help="weights (default: shipped, else random-init)")] = None,
-    window: Annotated[int | None, typer.Option(help="window side (default: serving.toml)")] = None,
-    batch: Annotated[int, typer.Option(help="tiles per request")] = 1,
-    iters: Annotated[int, typer.Option(help="timed requests per format")] = 20,
-    threads: Annotated[int, typer.Option(help="ORT threads in the server")] = 2,
-    config: ConfigOpt = None,
-) -> None:
-    """FP32 vs FP16 vs UINT8 tensors on the wire: bytes, latency and error through a real Triton."""
-    import shutil
-    import tempfile
-
-    from export.onnx_export import export_onnx
-    from export.serving import load_serving
-    from export.wire_bench import format_results, run_wire_bench, temp_wire_repo
-    from service.triton_server import TritonOptions, TritonServer, free_ports
-    from training.models import create_model
-    from training.weights.store import WeightsError, WeightsMeta, save_weights, shipped_weights
-
-    cfg = load_serving(config)
-    window = window or cfg.window
-    cfg = cfg.model_copy(update={"cpu": cfg.cpu.model_copy(update={
-        "instances": {"default": 1}, "intra_op_threads": threads, "warmup_batch_sizes": []})})
-    work = Path(tempfile.mkdtemp(prefix="imdsr-bench-"))
-    try:
-        if weights is None:
-            try:
-                weights = shipped_weights(variant)
-            except WeightsError:
-                typer.echo(f"(no shipped weights for {variant}: random-init; bytes and latency do not "
-                           "depend on weights, the error column does)")
-                weights = save_weights(work / "w.safetensors", create_model(variant).state_dict(),
-                                       WeightsMeta(variant, SCALE, "random-init"))
-        onnx_file = export_onnx(variant, weights, work / "model.onnx").path
-        repo = temp_wire_repo(variant, onnx_file, cfg)
-        opts = TritonOptions(repo, *free_ports(3), host="127.0.0.1", exit_timeout_s=5)
-        with (work / "triton.log").open("wb") as log, TritonServer(opts, log=log) as server:
-            results = run_wire_bench(server.grpc_url, variant, window, batch, iters)
-        typer.echo(f"{variant}, {batch}x3x{window}x{window} in, x{SCALE} out, gRPC over loopback, "
-                   f"{iters} requests per format, ORT threads={threads}")
-        typer.echo(format_results(results))
-        shutil.rmtree(repo, ignore_errors=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
-    bench_app.command("wire")(bench_wire)

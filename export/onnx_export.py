@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from imdsr.contract import INPUT_NAME, OUTPUT_NAME, SCALE
-from training.weights.store import file_sha256, load_model
+from imdsr.digest import file_sha256
+from training.weights.store import load_model
 
 OPSET = 17  # highest opset that TensorRT 8.5 (JetPack 5) parses; 10.x takes it too
 META_PREFIX = "imdsr."

@@ -24,11 +24,12 @@ from pathlib import Path
 from export import onnx_export
 from export.model_config import ONNX_FILENAME, render_model_config
 from export.serving import ServingConfig, Target
-from export.triton_python import MODEL_PY
 from export.trt_plan import cc_model_filenames, parse_plan_filename
 from imdsr.contract import model_name
+from imdsr.digest import file_sha256
 from training.models import list_variants
-from training.weights.store import WeightsError, file_sha256, shipped_weights
+from training.weights.store import WeightsError, shipped_weights
+from triton_host.python_backend import MODEL_PY
 
 MANIFEST = "MANIFEST.json"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,10 +61,6 @@ def exporter_fingerprint() -> str:
 def _display_path(path: Path) -> str:
     path = path.resolve()
     return path.relative_to(PROJECT_ROOT).as_posix() if path.is_relative_to(PROJECT_ROOT) else str(path)
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _found_plans(plans_dir: Path | None, model: str) -> dict[str, Path]:
@@ -102,8 +99,8 @@ def _write_model(root: Path, src: ModelSource, target: Target, cfg: ServingConfi
         "weights": _display_path(src.weights),
         "weights_sha256": result.provenance.weights_sha256,
         "weights_source": result.provenance.weights_source,
-        "files": {f"1/{k}": _sha(p) for k, p in sorted(files.items())}
-        | {"config.pbtxt": _sha(root / name / "config.pbtxt")},
+        "files": {f"1/{k}": file_sha256(p) for k, p in sorted(files.items())}
+        | {"config.pbtxt": file_sha256(root / name / "config.pbtxt")},
     }
 
 
@@ -177,7 +174,7 @@ def _check_model(model_dir: Path, src: ModelSource, entry: dict, cfg: ServingCon
         problems.append(f"{name}: exported from other weights than {_display_path(weights)}")
     for rel, digest in entry.get("files", {}).items():
         path = model_dir / rel
-        if not path.exists() or _sha(path) != digest:
+        if not path.exists() or file_sha256(path) != digest:
             problems.append(f"{name}/{rel}: missing or changed since generation")
     onnx_path = model_dir / "1" / ONNX_FILENAME
     if onnx_path.exists():
@@ -189,5 +186,5 @@ def _check_model(model_dir: Path, src: ModelSource, entry: dict, cfg: ServingCon
         problems.append(f"{name}/config.pbtxt differs from what export/serving.toml renders")
     model_py = model_dir / "1" / "model.py"
     if not model_py.exists() or model_py.read_bytes() != MODEL_PY.read_bytes():
-        problems.append(f"{name}/1/model.py differs from export/triton_python/model.py")
+        problems.append(f"{name}/1/model.py differs from triton_host/python_backend/model.py")
     return problems

@@ -5,12 +5,12 @@ One file drives every generated ``config.pbtxt``; a typo in a key is an error, n
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from imdsr.config import StrictModel, load_toml
 from imdsr.imaging.tiling import ALIGN
 from imdsr.imaging.windows import WindowLimits
 
@@ -20,11 +20,7 @@ Target = Literal["cpu", "gpu", "jetson"]
 TARGETS: tuple[Target, ...] = ("cpu", "gpu", "jetson")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Batching(_Strict):
+class Batching(StrictModel):
     max_queue_delay_us: int = Field(2000, ge=0)
     preferred_batch_sizes: list[int] = Field(default_factory=list)
     preserve_ordering: bool = False
@@ -34,7 +30,7 @@ class Batching(_Strict):
     allow_timeout_override: bool = True
 
 
-class TargetBase(_Strict):
+class TargetBase(StrictModel):
     instances: dict[str, int] = Field(default_factory=lambda: {"default": 1})
     warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
     max_batch: int | None = Field(None, ge=1, description="overrides the top-level max_batch")
@@ -58,7 +54,7 @@ class TrtTarget(TargetBase):
     tensorrt_version: str = Field("10.5.0.18", pattern=r"^\d+\.\d+\.\d+(\.\d+)?$")
 
 
-class ServingConfig(_Strict):
+class ServingConfig(StrictModel):
     # Largest window side (tile core + 2 x context, LR px) a model accepts; engines, warmup and
     # CUDA graphs are shaped by it, and config.pbtxt publishes it to the gateway.
     window: int = Field(320, ge=ALIGN, multiple_of=ALIGN)
@@ -102,6 +98,4 @@ class ServingConfig(_Strict):
 
 def load_serving(path: str | Path | None = None) -> ServingConfig:
     """Read a serving TOML (default: the one shipped beside this module)."""
-    path = Path(path) if path else DEFAULT_SERVING_TOML
-    with path.open("rb") as f:
-        return ServingConfig.model_validate(tomllib.load(f))
+    return load_toml(path or DEFAULT_SERVING_TOML, ServingConfig)

@@ -27,10 +27,14 @@ app.add_typer(bench_app, name="bench")
 _PARTS = (
     "training.cli_model",   # weights, infer, model summary
     "training.cli_train",   # data, train, eval
-    "export.cli",           # export onnx|trt|repo
-    "service.cli_triton",   # triton launcher
-    "service.cli",          # serve, upscale (HTTP client), gateway benchmarks
+    "export.cli",           # export onnx|trt|plans|repo|check-repo
+    "triton_host.cli",      # triton launcher
+    "service.cli",          # serve, gateway, upscale (HTTP client)
+    "bench.cli",            # bench model|tiling|wire
 )
+
+
+_OWN_PACKAGES = {"imdsr", "training", "export", "service", "triton_host", "bench"}
 
 
 def _register_parts() -> None:
@@ -40,7 +44,7 @@ def _register_parts() -> None:
         except ModuleNotFoundError as exc:
             # A part whose third-party dependencies are not installed (the gateway image has no
             # torch) is left out; a missing module of our own is a bug and is raised.
-            if exc.name and exc.name.split(".")[0] not in {"imdsr", "training", "export", "service"}:
+            if exc.name and exc.name.split(".")[0] not in _OWN_PACKAGES:
                 continue
             raise
         module.register(app, bench_app)

@@ -14,6 +14,8 @@ import numpy as np
 from locust import HttpUser, between, task
 from PIL import Image
 
+from imdsr.contract import DEFAULT_VARIANT
+
 
 def _image() -> bytes:
     path = os.environ.get("IMDSR_LOAD_IMAGE")
@@ -27,7 +29,7 @@ def _image() -> bytes:
 
 
 IMAGE = _image()
-MODEL = os.environ.get("IMDSR_LOAD_MODEL", "c16nla")
+MODEL = os.environ.get("IMDSR_LOAD_MODEL", DEFAULT_VARIANT)
 
 
 class UpscaleUser(HttpUser):

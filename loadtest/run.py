@@ -21,6 +21,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from imdsr.contract import DEFAULT_VARIANT
+
 
 def _loopback(url: str) -> bool:
     host = urlparse(url).hostname or ""
@@ -66,7 +68,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--size", type=int, default=128, help="side of the synthetic PNG")
-    parser.add_argument("--model", default="c16nla")
+    parser.add_argument("--model", default=DEFAULT_VARIANT)
     args = parser.parse_args()
     if not _loopback(args.url):
         raise SystemExit("loopback URLs only (127.0.0.1, ::1, localhost)")

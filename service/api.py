@@ -15,8 +15,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from imdsr.contract import SCALE, model_name
+from imdsr.imaging import codec
+from imdsr.imaging.pipeline import upscale
+from imdsr.imaging.resampling import outscale_size
 from imdsr.imaging.windows import TileTooLargeError, WindowLimits
-from service import codec, errors
+from service import errors
 from service.limits import upscale_slot
 from service.metrics import (
     INPUT_PIXELS,
@@ -27,8 +30,6 @@ from service.metrics import (
     STAGE_SECONDS,
     TILES,
 )
-from service.pipeline import upscale
-from service.resampling import outscale_size
 from service.schemas import ErrorBody, Health, ModelInfo, ModelList, Readiness, UpscaleOptions
 from service.settings import Settings, get_settings
 from service.triton_client import TritonClient
@@ -118,7 +119,7 @@ def _decode(data: bytes, max_pixels: int) -> codec.Picture:
         raise errors.ImageTooLargeError(str(exc)) from exc
     except codec.UnsupportedImageError as exc:
         raise errors.UnsupportedMediaTypeError(str(exc)) from exc
-    except codec.CorruptImageError as exc:
+    except codec.ImageDecodeError as exc:
         raise errors.CorruptImageError(str(exc)) from exc
 
 

@@ -1,12 +1,11 @@
-"""``imdsr serve`` (Triton + gateway), ``imdsr gateway``, ``imdsr upscale``, ``imdsr bench tiling``.
+"""``imdsr serve`` (Triton + gateway), ``imdsr gateway``, ``imdsr upscale``.
 
-Heavy imports (uvicorn, the app, torch for the benchmark) happen inside the commands, so that
-``imdsr --help`` stays fast and the serving commands never import torch.
+Heavy imports (uvicorn, the app) happen inside the commands, so that ``imdsr --help`` stays fast;
+nothing here imports torch, training or export.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,12 +18,11 @@ from imdsr.contract import (
     DEFAULT_METRICS_PORT,
     DEFAULT_VARIANT,
 )
+from triton_host.cli import DEFAULT_REPO, RepoOpt
 
 if TYPE_CHECKING:
-    import numpy as np
+    pass
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REPO = Path(os.environ.get("IMDSR_MODEL_REPOSITORY", PROJECT_ROOT / "model_repository"))
 
 HostOpt = Annotated[str, typer.Option(help="gateway bind address")]
 PortOpt = Annotated[int, typer.Option(help="gateway port")]
@@ -47,14 +45,14 @@ def _run_gateway(host: str, port: int, triton_url: str | None = None) -> None:
 def serve(
     host: HostOpt = "0.0.0.0",
     port: PortOpt = DEFAULT_GATEWAY_PORT,
-    repo: Annotated[Path, typer.Option(help="Triton model repository")] = DEFAULT_REPO,
+    repo: RepoOpt = DEFAULT_REPO,
     triton_http_port: int = DEFAULT_HTTP_PORT,
     triton_grpc_port: int = DEFAULT_GRPC_PORT,
     triton_metrics_port: int = DEFAULT_METRICS_PORT,
     ready_timeout: Annotated[float, typer.Option(help="seconds to wait for Triton")] = 300.0,
 ) -> None:
     """Start Triton (CPU, the committed model repository) and the gateway; stop both on exit."""
-    from service.triton_server import TritonError, TritonOptions, TritonServer
+    from triton_host.launcher import TritonLaunchError, TritonOptions, TritonServer
 
     # Triton listens on loopback only: clients go through the gateway, which enforces limits.
     server = TritonServer(TritonOptions(repo=repo, http_port=triton_http_port,
@@ -67,7 +65,7 @@ def serve(
         typer.echo(f"imdsr serve: Triton ready (grpc {server.grpc_url}, "
                    f"metrics {server.metrics_url})")
         _run_gateway(host, port, server.grpc_url)
-    except TritonError as exc:
+    except TritonLaunchError as exc:
         typer.echo(f"imdsr serve: {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:
@@ -106,57 +104,7 @@ def upscale(
                f"{h.get('server-timing')})")
 
 
-def bench_tiling(
-    variant: str = DEFAULT_VARIANT,
-    weights: Annotated[str, typer.Option(help="'shipped', 'random', or a .safetensors path")
-                       ] = "shipped",
-    threads: int = 2,
-) -> None:
-    """Tiled vs whole-image inference (PyTorch): max difference, overhead and time per setting."""
-    import torch
-
-    from service.tiling_bench import compare, markdown
-    from training.models import create_model
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    if weights == "random":
-        model = create_model(variant).eval()
-    else:
-        from training.weights.store import load_model
-
-        model, _ = load_model(variant, None if weights == "shipped" else Path(weights))
-
-    def infer(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(x)).numpy()
-
-    rows = []
-    for name, image in _bench_images():
-        rows += compare(name, image, infer, model.scale)
-        typer.echo(f"{name} done", err=True)
-    typer.echo(f"variant {variant}, weights {weights}, torch threads {threads}\n")
-    typer.echo(markdown(rows))
-
-
-def _bench_images() -> list[tuple[str, np.ndarray]]:
-    """Photos of several sizes, none a multiple of 4 or 32 on both sides."""
-    try:
-        import skimage.data as data
-    except ImportError:  # the train extra is not installed: a synthetic stand-in
-        import numpy as np
-
-        rng = np.random.default_rng(0)
-        y, x = np.mgrid[0:300, 0:451]
-        base = (np.sin(x / 9.0) * np.cos(y / 13.0) * 100 + 128)[..., None]
-        noisy = base + rng.normal(0, 20, (300, 451, 3))
-        return [("synthetic", np.clip(noisy, 0, 255).astype(np.uint8))]
-    return [("astronaut crop", data.astronaut()[40:277, 100:401]),
-            ("chelsea", data.chelsea()), ("coffee", data.coffee())]
-
-
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("gateway")(gateway)
     app.command("upscale")(upscale)
-    bench_app.command("tiling")(bench_tiling)

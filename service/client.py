@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+from imdsr.imaging.codec import format_for_path
 
 
 class UpscaleFailed(RuntimeError):  # noqa: N818 - reads as what happened
@@ -36,7 +36,9 @@ def upscale_file(
     timeout_s: float = 600.0,
 ) -> Upscaled:
     """POST ``source`` to ``{url}/upscale``; write the image to ``output``."""
-    fmt = fmt or SUFFIX_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        named = format_for_path(output)
+        fmt = named.value if named else None
     params = {k: v for k, v in {"model": model, "format": fmt, "outscale": outscale,
                                 "quality": quality}.items() if v is not None}
     content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from imdsr.imaging.codec import OutputFormat
 from imdsr.imaging.tiling import ALIGN
-from service.codec import OutputFormat
 
 
 class UpscaleOptions(BaseModel):

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT
+from imdsr.imaging.codec import DEFAULT_QUALITY, OutputFormat
 from imdsr.imaging.tiling import ALIGN, DEFAULT_CONTEXT, DEFAULT_TILE
 
 
@@ -36,8 +37,8 @@ class Settings(BaseSettings):
     unavailable_retry_after_s: int = Field(5, ge=1, description="Retry-After on 503")
 
     # Encoding defaults.
-    jpeg_quality: int = Field(92, ge=1, le=100)
-    webp_quality: int = Field(90, ge=1, le=100)
+    jpeg_quality: int = Field(DEFAULT_QUALITY[OutputFormat.JPEG], ge=1, le=100)
+    webp_quality: int = Field(DEFAULT_QUALITY[OutputFormat.WEBP], ge=1, le=100)
     png_compress_level: int = Field(6, ge=0, le=9)
 
 

@@ -103,7 +103,7 @@ def _test_serving_config():  # noqa: ANN202 - export.serving.ServingConfig
 def triton_server(tmp_path_factory: pytest.TempPathFactory,
                   variant_weights: dict[str, Path]) -> Iterator[TritonHandle]:
     from export.repo import ModelSource, write_repository
-    from service.triton_server import TritonError, TritonOptions, TritonServer, free_ports
+    from triton_host.launcher import TritonLaunchError, TritonOptions, TritonServer, free_ports
 
     root = tmp_path_factory.mktemp("triton")
     repo = root / "model_repository"
@@ -119,7 +119,7 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory,
             try:
                 server.wait_ready(timeout_s=180)
                 break
-            except TritonError:
+            except TritonLaunchError:
                 server.stop(timeout_s=10)
                 server = None
         if server is None:

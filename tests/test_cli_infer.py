@@ -25,7 +25,7 @@ def test_infer_writes_an_image_exactly_4x_the_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["infer", "--variant", "c4", "--weights", str(weights), str(src),
                                  "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    with Image.open(tmp_path / "out" / "cat_x4.png") as out:
+    with Image.open(tmp_path / "out" / "cat_x4.jpeg") as out:  # same family as the input
         assert out.size == (4 * 53, 4 * 37)
         assert out.mode == "RGB"
 
@@ -38,7 +38,7 @@ def test_infer_reports_unreadable_inputs_and_exits_nonzero(tmp_path: Path) -> No
     result = runner.invoke(app, ["infer", "--variant", "c4", "--weights", str(weights), str(bad),
                                  "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
-    assert "not a readable image" in result.output
+    assert "skip" in result.output and "bad.png" in result.output
 
 
 def test_infer_refuses_weights_of_another_variant(tmp_path: Path) -> None:
@@ -83,3 +83,30 @@ def test_infer_defaults_to_the_shipped_weights_and_beats_bicubic(tmp_path: Path)
     bicubic = to8(upscale(lr.astype(np.float64) / 255, 4))
     gain = y_psnr(sr, hr) - y_psnr(bicubic, hr)
     assert gain > 0.3, gain  # measured 4.0 dB on this crop with the shipped c4
+
+
+def test_infer_keeps_alpha_16_bit_and_icc(tmp_path: Path) -> None:
+    """The gateway's pipeline: RGBA stays RGBA, 16-bit PNG stays 16-bit, the ICC profile stays."""
+    import imagecodecs
+    from PIL import ImageCms
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (20, 24, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "logo.png")
+    rgb16 = rng.integers(0, 65536, (20, 24, 3), dtype=np.uint16)
+    (tmp_path / "deep.png").write_bytes(imagecodecs.png_encode(rgb16))
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "tagged.jpg", icc_profile=icc)
+    weights = save_weights(tmp_path / "w.safetensors", create_model("c4").state_dict(),
+                           WeightsMeta("c4", 4, "test"))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["infer", "--variant", "c4", "--weights", str(weights),
+                                 *(str(tmp_path / n) for n in ("logo.png", "deep.png", "tagged.jpg")),
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "logo_x4.png") as im:
+        assert im.mode == "RGBA" and im.size == (96, 80)
+    deep = imagecodecs.png_decode((out / "deep_x4.png").read_bytes())
+    assert deep.dtype == np.uint16 and deep.shape == (80, 96, 3)
+    with Image.open(out / "tagged_x4.jpeg") as im:
+        assert im.info.get("icc_profile") == icc

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
 
-from service import codec
-from service.codec import OutputFormat, decode, encode
+from imdsr.imaging import codec
+from imdsr.imaging.codec import OutputFormat, decode, encode
 
 RNG = np.random.default_rng(0)
 RGB8 = RNG.integers(0, 256, (13, 17, 3), dtype=np.uint8)
@@ -128,10 +128,10 @@ def test_to_8bit_is_exact_rounding() -> None:
 
 
 @pytest.mark.parametrize(("data", "error"), [
-    (b"", codec.CorruptImageError),
+    (b"", codec.ImageDecodeError),
     (b"hello, world" * 10, codec.UnsupportedImageError),
-    (_save(Image.fromarray(RGB8), "PNG")[:80], codec.CorruptImageError),
-    (_save(Image.fromarray(RGB8), "JPEG")[:200], codec.CorruptImageError),
+    (_save(Image.fromarray(RGB8), "PNG")[:80], codec.ImageDecodeError),
+    (_save(Image.fromarray(RGB8), "JPEG")[:200], codec.ImageDecodeError),
     (_save(Image.fromarray(RGB8), "PPM"), codec.UnsupportedImageError),
     (_save(Image.fromarray(RGB8), "ICO"), codec.UnsupportedImageError),
 ])

@@ -11,7 +11,7 @@ import torch
 
 from export.onnx_export import export_onnx, load_model, max_abs_diff, read_provenance, run_onnx
 from imdsr.contract import INPUT_NAME, OUTPUT_NAME
-from training.weights.store import file_sha256
+from imdsr.digest import file_sha256
 
 # Neither multiples of 4 (pixel shuffle) nor of 32 (attention regions), plus aligned and tiny ones.
 SHAPES = [(1, 3, 37, 45), (2, 3, 33, 70), (1, 3, 5, 7), (3, 3, 64, 96), (1, 3, 1, 131)]

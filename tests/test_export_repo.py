@@ -15,9 +15,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 from export.model_config import render_model_config
 from export.repo import MANIFEST, ModelSource, check_repository, write_repository
 from export.serving import ServingConfig, load_serving
-from export.triton_python import MODEL_PY
 from imdsr.contract import INPUT_NAME, MAX_WINDOW_PARAM, OUTPUT_NAME
 from training.models import list_variants
+from triton_host.python_backend import MODEL_PY
 
 
 def parse(text: str) -> mc.ModelConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.wire_bench import FORMATS, decode, encode, sample_tile, wire_model_name
+from bench.wire import FORMATS, decode, encode, sample_tile, wire_model_name
 
 
 def test_8bit_sources_survive_every_wire_format() -> None:

@@ -2,8 +2,8 @@
 
 from typer.testing import CliRunner
 
+from bench.model import bench_model, format_rows, precisions
 from imdsr.cli import app
-from training.model_bench import bench_model, format_rows, precisions
 
 
 def test_cpu_bench_rows_are_measured_against_fp32():

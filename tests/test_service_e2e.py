@@ -21,7 +21,7 @@ from PIL import Image
 
 from service.app import create_app
 from service.settings import Settings
-from service.triton_server import free_ports
+from triton_host.launcher import free_ports
 
 pytestmark = pytest.mark.triton
 
@@ -256,3 +256,34 @@ def test_ready_models_and_metrics_move(gateway: Gateway) -> None:
                  "imdsr_gateway_tiles_per_request_count", "imdsr_gateway_requests_in_flight",
                  "imdsr_gateway_input_pixels_sum"):
         assert name in text
+
+
+@pytest.mark.parametrize("name", ["png-rgba", "png-16", "png-gray-alpha", "png-icc"])
+def test_local_infer_and_the_gateway_agree(gateway: Gateway, triton_server, name: str,  # noqa: ANN001
+                                           tmp_path) -> None:  # noqa: ANN001
+    """`imdsr infer` (PyTorch) and `POST /upscale` (Triton) share one picture pipeline: the same
+    mode, bit depth, alpha and ICC profile, and pixels within one level (ORT vs PyTorch)."""
+    from PIL import ImageCms
+    from typer.testing import CliRunner
+
+    from imdsr.cli import app
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = (_save(Image.fromarray(_photo()), "PNG", icc_profile=icc) if name == "png-icc"
+            else CASES[name][0])
+    src = tmp_path / "in.png"
+    src.write_bytes(data)
+    served = _post(gateway, data, format="png")
+    assert served.status_code == 200, served.text
+    result = CliRunner().invoke(app, ["infer", "--variant", SMALL, "--weights",
+                                      str(triton_server.weights[SMALL]), "--format", "png", str(src),
+                                      "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    local = (tmp_path / "out" / "in_x4.png").read_bytes()
+
+    a, b = imagecodecs.png_decode(served.content), imagecodecs.png_decode(local)
+    assert a.shape == b.shape and a.dtype == b.dtype == (np.uint16 if name == "png-16" else np.uint8)
+    top = 257 if name == "png-16" else 1  # one 8-bit level
+    assert np.abs(a.astype(np.int64) - b).max() <= top
+    with Image.open(io.BytesIO(served.content)) as s, Image.open(io.BytesIO(local)) as m:
+        assert s.mode == m.mode and s.info.get("icc_profile") == m.info.get("icc_profile")

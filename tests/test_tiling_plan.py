@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imdsr.imaging.tiling import ALIGN, plan_axis, plan_tiles, tile_input, upscale_tiled
+from imdsr.imaging.pipeline import upscale_tiled
+from imdsr.imaging.tiling import ALIGN, plan_axis, plan_tiles, tile_input
 
 SIZES = [1, 5, 31, 32, 33, 95, 127, 128, 257, 300, 451, 1000, 1031]
 SETTINGS = [(32, 0), (64, 32), (128, 32), (256, 32), (96, 64)]

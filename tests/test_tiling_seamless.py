@@ -12,8 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from bench.tiling import compare  # noqa: E402
 from imdsr.imaging.tiling import DEFAULT_CONTEXT, DEFAULT_TILE, plan_tiles  # noqa: E402
-from service.tiling_bench import compare  # noqa: E402
 from training.models import create_model  # noqa: E402
 
 

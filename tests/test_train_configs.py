@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from training.models.registry import get_variant
@@ -28,3 +29,16 @@ def test_config_is_runnable(path: Path):
         make_loss(phase.loss, cfg.charbonnier_eps)
         assert phase.warmup + phase.explore <= phase.steps
         assert phase.peak_lr > 0
+
+
+def test_training_config_is_strict(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[phase1]\nloss = "charbonier"\n')  # a typo in a value
+    with pytest.raises(pydantic.ValidationError, match="loss"):
+        load_config(bad)
+    bad.write_text('name = "x"\n[data]\nlr_crop = "big"\n')  # a wrong type
+    with pytest.raises(pydantic.ValidationError, match="lr_crop"):
+        load_config(bad)
+    bad.write_text('name = "x"\nlearning_rate = 1e-3\n')  # an unknown key
+    with pytest.raises(pydantic.ValidationError, match="learning_rate"):
+        load_config(bad)

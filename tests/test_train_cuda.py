@@ -58,7 +58,7 @@ def test_cuda_forward_matches_cpu():
 
 
 def test_cuda_bench_covers_every_precision():
-    from training.model_bench import bench_model
+    from bench.model import bench_model
 
     rows = bench_model(["c4"], torch.device("cuda"), [2], 32, min_s=0.05)
     assert [r.precision for r in rows] == ["fp32", "tf32", "bf16", "fp16"]

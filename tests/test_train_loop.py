@@ -62,8 +62,8 @@ def test_resume_with_an_edited_config_says_what_changed(tiny_folder, tmp_path, c
     Trainer(cfg, resume=True, max_minutes=1e-9).run()  # same config: nothing to say
     assert "changed config" not in capsys.readouterr().err
     assert not (cfg.run_dir / "config_changes.log").exists()
-    longer = _cfg(tiny_folder, tmp_path, "edited")
-    longer.phase1.steps = 6
+    base = _cfg(tiny_folder, tmp_path, "edited")  # configs are immutable: edit a copy
+    longer = base.model_copy(update={"phase1": base.phase1.model_copy(update={"steps": 6})})
     Trainer(longer, resume=True, max_minutes=1e-9).run()
     err = capsys.readouterr().err
     assert "changed config" in err and "phase1.steps: 4 -> 6" in err

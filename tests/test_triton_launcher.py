@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from service.triton_server import (
+from triton_host.launcher import (
     PYTHON_VERSION_ENV,
     SITE_PACKAGES_ENV,
-    TritonError,
+    TritonLaunchError,
     TritonOptions,
     TritonServer,
     find_tritonserver,
@@ -68,9 +68,9 @@ def test_command_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_missing_or_empty_repository_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(TritonError, match="does not exist"):
+    with pytest.raises(TritonLaunchError, match="does not exist"):
         TritonServer(TritonOptions(tmp_path / "nope")).start()
-    with pytest.raises(TritonError, match="no model"):
+    with pytest.raises(TritonLaunchError, match="no model"):
         TritonServer(TritonOptions(tmp_path)).start()
 
 

@@ -7,16 +7,13 @@ from typing import Annotated
 
 import typer
 
+from imdsr.cli_support import fail
+from imdsr.contract import DEFAULT_VARIANT, SCALE
 from training.models.registry import VARIANTS, list_variants
 
 weights_app = typer.Typer(help="Weights files: import the published checkpoint, inspect.",
                           no_args_is_help=True)
 model_app = typer.Typer(help="The IMDeception model family.", no_args_is_help=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
 
 
 def _check_variant(variant: str) -> str:
@@ -33,27 +30,29 @@ def import_ntire22(
     """Convert the published NTIRE 2022 checkpoint into the project's weights format."""
     import torch
 
+    from imdsr.digest import file_sha256
     from training.models import create_model
-    from training.weights.ntire22 import CheckpointMismatch, import_checkpoint
-    from training.weights.store import WeightsMeta, file_sha256, save_weights
+    from training.weights.ntire22 import PUBLISHED_VARIANT, CheckpointMismatch, import_checkpoint
+    from training.weights.store import WeightsMeta, save_weights
 
     if not src.is_file():
-        raise _fail(f"checkpoint not found: {src}")
+        raise fail(f"checkpoint not found: {src}")
     try:
         ckpt = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise _fail(f"{src} is not a readable PyTorch checkpoint: {exc}") from exc
+        raise fail(f"{src} is not a readable PyTorch checkpoint: {exc}") from exc
     if not isinstance(ckpt, dict):
-        raise _fail(f"{src} holds a {type(ckpt).__name__}, not a state_dict")
-    model = create_model("c16nla")
+        raise fail(f"{src} holds a {type(ckpt).__name__}, not a state_dict")
+    model = create_model(PUBLISHED_VARIANT)
     try:
         state = import_checkpoint(ckpt, model)
     except CheckpointMismatch as exc:
-        raise _fail(str(exc)) from exc
-    meta = WeightsMeta("c16nla", 4, f"ntire22:{src.name}:sha256={file_sha256(src)}",
+        raise fail(str(exc)) from exc
+    meta = WeightsMeta(PUBLISHED_VARIANT, SCALE, f"ntire22:{src.name}:sha256={file_sha256(src)}",
                        {"origin": "NTIRE 2022 Efficient SR challenge, team19 (published)"})
     save_weights(dst, state, meta)
-    typer.echo(f"wrote {dst} (variant c16nla, x4, {sum(v.numel() for v in state.values()):,} params)")
+    params = sum(v.numel() for v in state.values())
+    typer.echo(f"wrote {dst} (variant {PUBLISHED_VARIANT}, x{SCALE}, {params:,} params)")
 
 
 @weights_app.command("info")
@@ -64,7 +63,7 @@ def weights_info(path: Path) -> None:
     try:
         meta = read_meta(path)
     except (WeightsError, OSError, Exception) as exc:  # noqa: BLE001
-        raise _fail(f"cannot read {path}: {exc}") from exc
+        raise fail(f"cannot read {path}: {exc}") from exc
     typer.echo(f"variant={meta.variant} scale={meta.scale} source={meta.source}")
     for key, value in meta.training.items():
         typer.echo(f"  {key}: {value}")
@@ -102,71 +101,57 @@ def summary(
 
 
 def infer(
-    inputs: Annotated[list[Path], typer.Argument(help="image files (any size, any format Pillow reads)")],
-    outdir: Annotated[Path, typer.Option("-o", "--outdir", help="folder for the x4 PNGs")],
-    variant: Annotated[str, typer.Option(help="model variant")] = "c16nla",
+    inputs: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, WebP, TIFF, BMP, GIF)")],
+    outdir: Annotated[Path, typer.Option("-o", "--outdir", help="folder for the x4 images")],
+    variant: Annotated[str, typer.Option(help="model variant")] = DEFAULT_VARIANT,
     weights: Annotated[Path | None, typer.Option(help="weights file (default: shipped)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
     tile: Annotated[int, typer.Option(help="tile core in LR px (multiple of 32); 0 = whole image")] = 256,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="png, jpeg or webp (default: the gateway's: same family as the input)")] = None,
+    outscale: Annotated[float | None, typer.Option(help="final scale, e.g. 2 or 3.5 (x4 then Lanczos)")
+                        ] = None,
 ) -> None:
-    """Upscale image files locally with PyTorch (no server). 8-bit RGB in and out."""
-    from PIL import Image, UnidentifiedImageError
-
-    from training.infer import load_on, output_path, pick_device, read_rgb8, upscale_array
+    """Upscale image files locally with PyTorch (no server), through the gateway's own picture
+    pipeline: alpha, 16-bit, grey and ICC profiles are kept exactly as `POST /upscale` keeps them."""
+    from imdsr.imaging import codec
+    from training.infer import MAX_LOCAL_PIXELS, load_on, output_path, pick_device, upscale_picture
     from training.weights.store import WeightsError
 
     _check_variant(variant)
     if tile < 0 or tile % 32:
         raise typer.BadParameter(f"--tile {tile} must be 0 or a positive multiple of 32")
+    chosen = None if fmt is None else codec.OutputFormat.named(fmt)
+    if fmt is not None and chosen is None:
+        raise typer.BadParameter(f"--format {fmt!r}: use png, jpeg or webp")
+    if outscale is not None and not 0 < outscale <= 16:
+        raise typer.BadParameter(f"--outscale {outscale} must be in (0, 16]")
     try:
         dev = pick_device(device)
         model = load_on(variant, weights, dev)
     except (WeightsError, RuntimeError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     outdir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for src in inputs:
         try:
-            rgb = read_rgb8(src)
-        except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
-            typer.secho(f"skip {src}: not a readable image ({exc})", fg=typer.colors.YELLOW, err=True)
+            picture = codec.decode(src.read_bytes(), MAX_LOCAL_PIXELS)
+        except (OSError, codec.CodecError) as exc:
+            typer.secho(f"skip {src}: {exc}", fg=typer.colors.YELLOW, err=True)
             failed += 1
             continue
-        out = upscale_array(model, rgb, dev, tile=tile)
-        dst = output_path(src, outdir, model.scale)
-        Image.fromarray(out).save(dst)
-        typer.echo(f"{src} {rgb.shape[1]}x{rgb.shape[0]} -> {dst} {out.shape[1]}x{out.shape[0]}")
+        result = upscale_picture(model, picture, dev, tile=tile, outscale=outscale).picture
+        out_fmt = chosen or codec.default_format(picture.source_format)
+        dst = output_path(src, outdir, model.scale, out_fmt)
+        dst.write_bytes(codec.encode(result, out_fmt))
+        alpha = ", alpha" if result.alpha is not None else ""
+        typer.echo(f"{src} {picture.width}x{picture.height} -> {dst} {result.width}x{result.height}"
+                   f" ({out_fmt.value}, {result.bit_depth}-bit{alpha})")
     if failed:
         raise typer.Exit(code=1)
 
 
-def bench_model(
-    variant: Annotated[list[str], typer.Option(help="Variants (repeatable).")] = ["c16nla", "c4"],  # noqa: B006
-    batch: Annotated[list[int], typer.Option(help="Batch sizes (repeatable).")] = [1, 8],  # noqa: B006
-    size: Annotated[int, typer.Option(help="LR tile side in pixels.")] = 256,
-    device: Annotated[str, typer.Option(help="cuda or cpu (default: cuda where present).")] = "",
-    seconds: Annotated[float, typer.Option(help="Timing per setting, seconds.")] = 1.0,
-) -> None:
-    """Model speed per precision (fp32, TF32, bf16, fp16 on CUDA): ms, Mpx/s, speed-up, error."""
-    import torch
-
-    from training.model_bench import bench_model as run
-    from training.model_bench import format_rows
-
-    for v in variant:
-        _check_variant(v)
-    if size < 8 or any(b < 1 for b in batch):
-        raise _fail("--size must be at least 8 and every --batch at least 1")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise _fail("--device cuda: torch sees no GPU on this machine")
-    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-            else f"CPU, {torch.get_num_threads()} threads")
-    typer.echo(format_rows(run(variant, dev, batch, size, seconds), size, name))
-
-
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    bench_app.command("model")(bench_model)
     app.add_typer(weights_app, name="weights")
     app.add_typer(model_app, name="model")
     app.command("infer")(infer)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from imdsr.contract import DEFAULT_VARIANT
+
 data_app = typer.Typer(help="Build training sets.", no_args_is_help=True)
 
 
@@ -56,7 +58,7 @@ def ship(
 
 
 def evaluate(
-    variant: str = typer.Option("c16nla", help="Model variant."),
+    variant: str = typer.Option(DEFAULT_VARIANT, help="Model variant."),
     weights: Path = typer.Option(None, help="Weights file (default: the shipped weights)."),
     data: Path = typer.Option(None, help="Folder of HR images (default: the five photos "
                               "inside scikit-image's wheel)."),

@@ -1,4 +1,8 @@
-"""Local (server-less) inference: image files in, 4x image files out."""
+"""Local (server-less) inference: the gateway's picture pipeline with PyTorch running the tiles.
+
+Decoding, tiling, alpha, 16-bit, grey and ICC handling, and encoding are the gateway's own
+(``imdsr.imaging``), so a file upscaled here equals the one ``POST /upscale`` returns.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
-from imdsr.imaging.tiling import ALIGN, DEFAULT_CONTEXT, DEFAULT_TILE, upscale_tiled
+from imdsr.contract import SCALE
+from imdsr.imaging import codec
+from imdsr.imaging.pipeline import SyncTileInfer, UpscaleResult, upscale_sync, whole_image_tile
+from imdsr.imaging.tiling import DEFAULT_CONTEXT, DEFAULT_TILE
 from training.weights.store import load_model
+
+# A local file may be as large as memory allows; the tiler bounds the model's share of it.
+MAX_LOCAL_PIXELS = 1 << 28
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -20,35 +29,37 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def load_on(variant: str, weights: Path | None, device: torch.device, scale: int = 4) -> torch.nn.Module:
+def load_on(variant: str, weights: Path | None, device: torch.device, scale: int = SCALE) -> torch.nn.Module:
     model, _ = load_model(variant, weights, scale)
     return model.to(device)
 
 
-def read_rgb8(path: Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 RGB, EXIF orientation applied."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        return np.asarray(im.convert("RGB"))
-
-
-def upscale_array(model: torch.nn.Module, rgb8: np.ndarray, device: torch.device,
-                  tile: int = DEFAULT_TILE, context: int = DEFAULT_CONTEXT) -> np.ndarray:
-    """x``scale`` of an HxWx3 uint8 image, through the same tiler the gateway uses.
-
-    Tiling bounds memory for images of any size (within 1 level of whole-image inference);
-    ``tile=0`` runs the whole image at once.
-    """
+def torch_infer(model: torch.nn.Module, device: torch.device) -> SyncTileInfer:
+    """The pipeline's ``infer``: NCHW float32 in [0, 1] -> NCHW float32 through ``model``."""
 
     @torch.inference_mode()
     def run(nchw: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(nchw).to(device)).float().cpu().numpy()
 
+    return run
+
+
+def upscale_picture(model: torch.nn.Module, picture: codec.Picture, device: torch.device,
+                    tile: int = DEFAULT_TILE, context: int = DEFAULT_CONTEXT,
+                    outscale: float | None = None) -> UpscaleResult:
+    """x4 (or ``outscale``) of a decoded picture; ``tile=0`` runs the whole image at once."""
     if tile <= 0:
-        tile = max(rgb8.shape[:2]) + ALIGN - max(rgb8.shape[:2]) % ALIGN
-        context = 0
-    return upscale_tiled(rgb8, run, model.scale, tile, context)
+        tile, context = whole_image_tile(picture.height, picture.width), 0
+    return upscale_sync(picture, torch_infer(model, device), tile=tile, context=context,
+                        outscale=outscale)
 
 
-def output_path(src: Path, outdir: Path, scale: int) -> Path:
-    return outdir / f"{src.stem}_x{scale}.png"
+def upscale_array(model: torch.nn.Module, rgb: np.ndarray, device: torch.device,
+                  tile: int = DEFAULT_TILE, context: int = DEFAULT_CONTEXT) -> np.ndarray:
+    """x4 of an HxWx3 uint8/uint16 array (no alpha): the pipeline without a file around it."""
+    picture = codec.Picture(color=rgb, alpha=None, gray=False, source_format="PNG")
+    return upscale_picture(model, picture, device, tile, context).picture.color
+
+
+def output_path(src: Path, outdir: Path, scale: int, fmt: codec.OutputFormat) -> Path:
+    return outdir / f"{src.stem}_x{scale}.{fmt.value}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imdsr.contract import SCALE
 from imdsr.imaging.color import rgb_to_y
 
 PEAK = 255.0
@@ -34,11 +35,11 @@ def psnr_255(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(PEAK * PEAK / mse)
 
 
-def y_psnr(sr: np.ndarray, hr: np.ndarray, crop: int = 4) -> float:
+def y_psnr(sr: np.ndarray, hr: np.ndarray, crop: int = SCALE) -> float:
     return psnr_255(_shave(rgb_to_y(sr), crop), _shave(rgb_to_y(hr), crop))
 
 
-def rgb_psnr(sr: np.ndarray, hr: np.ndarray, crop: int = 4) -> float:
+def rgb_psnr(sr: np.ndarray, hr: np.ndarray, crop: int = SCALE) -> float:
     return psnr_255(_shave(_to255(sr), crop), _shave(_to255(hr), crop))
 
 
@@ -74,10 +75,10 @@ def ssim_255(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(num / den))
 
 
-def y_ssim(sr: np.ndarray, hr: np.ndarray, crop: int = 4) -> float:
+def y_ssim(sr: np.ndarray, hr: np.ndarray, crop: int = SCALE) -> float:
     return ssim_255(_shave(rgb_to_y(sr), crop), _shave(rgb_to_y(hr), crop))
 
 
-def rgb_ssim(sr: np.ndarray, hr: np.ndarray, crop: int = 4) -> float:
+def rgb_ssim(sr: np.ndarray, hr: np.ndarray, crop: int = SCALE) -> float:
     a, b = _shave(_to255(sr), crop), _shave(_to255(hr), crop)
     return float(np.mean([ssim_255(a[..., c], b[..., c]) for c in range(a.shape[2])]))

@@ -1,6 +1,7 @@
-"""The one tiler: cut an image into overlapping tiles, run each through a model, stitch the cores.
+"""The one tiler: cut an image into overlapping tiles and stitch the cores of their results.
 
-Numpy only; the gateway (async, over gRPC) and the gRPC client example (sync) both use it.
+Numpy only. ``imdsr/imaging/pipeline.py`` runs the tiles through a model for every caller (the
+gateway over gRPC, ``imdsr infer`` on PyTorch, the gRPC example).
 
 Why the tiles sit where they do: IMDeception's block non-local attention works on a fixed 32-pixel
 grid anchored at the top-left of whatever it is given, zero-padded at the bottom/right. A tile
@@ -21,7 +22,7 @@ smaller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,21 +177,3 @@ def place(output: np.ndarray, tile: Tile, result: np.ndarray, scale: int) -> Non
     output[y.core_start * scale:y.core_stop * scale, x.core_start * scale:x.core_stop * scale] = (
         values.astype(output.dtype, copy=False)
     )
-
-
-def upscale_tiled(
-    image: np.ndarray,
-    infer: Callable[[np.ndarray], np.ndarray],
-    scale: int,
-    tile: int = DEFAULT_TILE,
-    context: int = DEFAULT_CONTEXT,
-) -> np.ndarray:
-    """Synchronous tiled upscaling of an HWC image with ``infer(NCHW float32) -> NCHW float32``.
-
-    The output has the input's dtype (uint8/uint16 quantised, float32 clamped to [0, 1]).
-    """
-    h, w, c = image.shape
-    output = np.empty((h * scale, w * scale, c), dtype=image.dtype)
-    for t in plan_tiles(h, w, tile, context):
-        place(output, t, infer(tile_input(image, t)), scale)
-    return output

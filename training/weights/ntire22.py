@@ -14,6 +14,8 @@ import torch
 from training.models.imdeception import IMDeception
 
 GROUPS = 4
+# The variant whose structure the published checkpoint has (core 16 + NLA, 316,552 parameters).
+PUBLISHED_VARIANT = "c16nla"
 GBLOCK_NAMES = ("conv0", "conv1", "conv2", "conv3_shal")
 
 

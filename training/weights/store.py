@@ -6,7 +6,6 @@ Metadata keys (all strings, as safetensors requires): ``format``, ``variant``, `
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from imdsr.contract import SCALE
 
 FORMAT = "imdsr-weights/1"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "weights_shipped"
@@ -64,10 +65,6 @@ def read_meta(path: str | Path) -> WeightsMeta:
         return WeightsMeta.from_strings(f.metadata(), path)
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def shipped_weights(variant: str) -> Path:
     """The weights committed with the project for ``variant`` (raises if none ship)."""
     path = SHIPPED_DIR / f"imdeception_{variant}_x4.safetensors"
@@ -77,7 +74,7 @@ def shipped_weights(variant: str) -> Path:
     return path
 
 
-def load_model(variant: str, weights: str | Path | None = None, scale: int = 4
+def load_model(variant: str, weights: str | Path | None = None, scale: int = SCALE
                ) -> tuple[nn.Module, WeightsMeta]:
     """A ``variant`` model in eval mode with ``weights`` (default: the shipped ones) loaded."""
     from training.models.registry import create_model

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imdsr.imaging.tiling import plan_tiles, upscale_tiled
+from imdsr.imaging.pipeline import upscale_tiled
+from imdsr.imaging.tiling import plan_tiles
 
 Infer = Callable[[np.ndarray], np.ndarray]
 

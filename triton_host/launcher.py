@@ -30,14 +30,14 @@ from typing import IO, Any, Literal
 
 from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT
 
-# Read by export/triton_python/model.py inside the backend's stub interpreter, which ignores
+# Read by triton_host/python_backend/model.py inside the backend's stub interpreter, which ignores
 # PYTHONPATH: the site-packages to put first, and the Python version they were built for.
 SITE_PACKAGES_ENV = "IMDSR_TRITON_SITE_PACKAGES"
 PYTHON_VERSION_ENV = "IMDSR_TRITON_PYTHON"
 PY_VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
-class TritonError(RuntimeError):
+class TritonLaunchError(RuntimeError):
     """Triton could not be found, started, or did not become ready."""
 
 
@@ -65,7 +65,8 @@ def _pytriton_install() -> TritonInstall | None:
     stub = stubs / PY_VERSION / "triton_python_backend_stub"
     if not stub.exists():
         have = sorted(p.name for p in stubs.iterdir()) if stubs.is_dir() else []
-        raise TritonError(f"nvidia-pytriton has no Python-backend stub for Python {PY_VERSION} (has {have})")
+        raise TritonLaunchError(
+            f"nvidia-pytriton has no Python-backend stub for Python {PY_VERSION} (has {have})")
     # Wheel installs keep the bundled shared libraries beside the package (auditwheel layout).
     libs = tuple(p for p in (pkg.parent / "nvidia_pytriton.libs", root / "external_libs") if p.is_dir())
     return TritonInstall(binary, "pytriton", libs, root / "backends" / "python", stub, root / "caches")
@@ -78,7 +79,7 @@ def find_tritonserver() -> TritonInstall:
         return TritonInstall(Path(on_path), "path")
     install = _pytriton_install()
     if install is None:
-        raise TritonError("no tritonserver on PATH and nvidia-pytriton is not installed "
+        raise TritonLaunchError("no tritonserver on PATH and nvidia-pytriton is not installed "
                           "(pip install -e '.[serve]')")
     return install
 
@@ -217,16 +218,16 @@ class TritonServer:
     def _check_repo(self) -> None:
         repo = Path(self.options.repo)
         if not repo.is_dir():
-            raise TritonError(f"model repository {repo} does not exist")
+            raise TritonLaunchError(f"model repository {repo} does not exist")
         if not any(repo.glob("*/config.pbtxt")):
-            raise TritonError(f"model repository {repo} has no model (no */config.pbtxt)")
+            raise TritonLaunchError(f"model repository {repo} has no model (no */config.pbtxt)")
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Spawn tritonserver. Call from a long-lived thread: on Linux the child is sent SIGTERM
         when the thread that started it exits (so a crashed launcher leaves no server behind)."""
         if self.process is not None:
-            raise TritonError("already started")
+            raise TritonLaunchError("already started")
         self._check_repo()
         out = self.log if self.log is not None else None
         self.process = subprocess.Popen(
@@ -256,11 +257,11 @@ class TritonServer:
             if code is not None:
                 if self._signalled:
                     return
-                raise TritonError(f"tritonserver exited with code {code} before it was ready")
+                raise TritonLaunchError(f"tritonserver exited with code {code} before it was ready")
             if self.is_ready():
                 return
             time.sleep(0.25)
-        raise TritonError(f"tritonserver not ready after {timeout_s:.0f} s")
+        raise TritonLaunchError(f"tritonserver not ready after {timeout_s:.0f} s")
 
     @property
     def signalled(self) -> bool:
@@ -318,7 +319,7 @@ def serve_forever(options: TritonOptions, ready_timeout_s: float = 300.0) -> int
     server.start()
     try:
         server.wait_ready(ready_timeout_s)
-    except TritonError as exc:
+    except TritonLaunchError as exc:
         print(f"imdsr triton: {exc}", file=sys.stderr, flush=True)
         server.stop()
         return 1

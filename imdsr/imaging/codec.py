@@ -14,6 +14,7 @@ import warnings
 import zlib
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from pathlib import Path
 
 import imagecodecs
 import numpy as np
@@ -34,6 +35,24 @@ class OutputFormat(StrEnum):
     def content_type(self) -> str:
         return f"image/{self.value}"
 
+    @classmethod
+    def named(cls, name: str) -> OutputFormat | None:
+        """The format a file suffix, a media type or a short name means (".jpg", "image/jpeg",
+        "jpg" -> JPEG); None for anything else."""
+        key = name.strip().lower().removeprefix("image/").removeprefix(".")
+        return _FORMAT_NAMES.get(key)
+
+
+_FORMAT_NAMES = {"png": OutputFormat.PNG, "jpeg": OutputFormat.JPEG, "jpg": OutputFormat.JPEG,
+                 "webp": OutputFormat.WEBP}
+# Lossy quality when a request names none (the gateway's settings start from these).
+DEFAULT_QUALITY = {OutputFormat.JPEG: 92, OutputFormat.WEBP: 90}
+
+
+def format_for_path(path: str | Path) -> OutputFormat | None:
+    """The output format a file name asks for by its suffix, if any."""
+    return OutputFormat.named(Path(path).suffix) if Path(path).suffix else None
+
 
 class CodecError(ValueError):
     """Base of the codec's errors; the gateway maps each to its HTTP status."""
@@ -43,7 +62,7 @@ class UnsupportedImageError(CodecError):
     """Not an image, or an image format/mode we do not handle (415)."""
 
 
-class CorruptImageError(CodecError):
+class ImageDecodeError(CodecError):
     """A format we handle, but the data cannot be decoded (400)."""
 
 
@@ -99,7 +118,7 @@ def decode(data: bytes, max_pixels: int) -> Picture:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError,
             IndexError, zlib.error, imagecodecs.PngError) as exc:
-        raise CorruptImageError(f"cannot decode {image.format} data: {exc}") from exc
+        raise ImageDecodeError(f"cannot decode {image.format} data: {exc}") from exc
     color = _orient(color, orientation)
     alpha = None if alpha is None else _orient(alpha, orientation)
     return Picture(np.ascontiguousarray(color), alpha if alpha is None else
@@ -108,7 +127,7 @@ def decode(data: bytes, max_pixels: int) -> Picture:
 
 def _open(data: bytes) -> Image.Image:
     if not data:
-        raise CorruptImageError("empty body")
+        raise ImageDecodeError("empty body")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; treat the warning as the error.
@@ -118,11 +137,11 @@ def _open(data: bytes) -> Image.Image:
         raise TooManyPixelsError(str(exc)) from exc
     except UnidentifiedImageError as exc:
         if _has_known_signature(data):  # one of ours by its magic bytes, but broken
-            raise CorruptImageError("image data is damaged (header cannot be read)") from exc
+            raise ImageDecodeError("image data is damaged (header cannot be read)") from exc
         raise UnsupportedImageError("not a recognised image (PNG, JPEG, WebP, BMP, TIFF, GIF)"
                                     ) from exc
     except (OSError, SyntaxError, ValueError, struct.error) as exc:
-        raise CorruptImageError(f"cannot read image header: {exc}") from exc
+        raise ImageDecodeError(f"cannot read image header: {exc}") from exc
 
 
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00",
@@ -241,8 +260,7 @@ def from_accept(accept: str | None) -> OutputFormat | None:
                     q = float(param[2:])
                 except ValueError:
                     q = 0.0
-        fmt = {"image/png": OutputFormat.PNG, "image/jpeg": OutputFormat.JPEG,
-               "image/jpg": OutputFormat.JPEG, "image/webp": OutputFormat.WEBP}.get(media.lower())
+        fmt = OutputFormat.named(media) if media.lower().startswith("image/") else None
         if fmt is not None and q > 0 and (best is None or q > best[0]):
             best = (q, fmt)
     return best[1] if best else None
@@ -292,9 +310,9 @@ def encode(
     if fmt is OutputFormat.PNG:
         image.save(buffer, "PNG", compress_level=png_compress_level, **options)
     elif fmt is OutputFormat.JPEG:
-        image.save(buffer, "JPEG", quality=quality or 92, **options)
+        image.save(buffer, "JPEG", quality=quality or DEFAULT_QUALITY[fmt], **options)
     else:
-        image.save(buffer, "WEBP", quality=quality or 90, **options)
+        image.save(buffer, "WEBP", quality=quality or DEFAULT_QUALITY[fmt], **options)
     return buffer.getvalue()
 
 

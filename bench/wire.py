@@ -19,8 +19,8 @@ import numpy as np
 
 from export.model_config import ONNX_FILENAME, render_model_config
 from export.serving import ServingConfig
-from export.triton_python import MODEL_PY
 from imdsr.contract import INPUT_NAME, OUTPUT_NAME, model_name
+from triton_host.python_backend import MODEL_PY
 
 FORMATS = ("FP32", "FP16", "UINT8")
 _NUMPY = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8}

@@ -12,12 +12,15 @@ import typer
 
 from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT
 
+# The committed CPU repository; IMDSR_MODEL_REPOSITORY (or --repo) names another. `imdsr serve`
+# takes the same option.
 DEFAULT_REPO = Path(__file__).resolve().parent.parent / "model_repository"
+RepoOpt = Annotated[Path, typer.Option(envvar="IMDSR_MODEL_REPOSITORY",
+                                       help="model repository (default: the committed one)")]
 
 
 def triton(
-    repo: Annotated[Path, typer.Option(envvar="IMDSR_MODEL_REPOSITORY",
-                                       help="model repository (default: the committed one)")] = DEFAULT_REPO,
+    repo: RepoOpt = DEFAULT_REPO,
     http_port: Annotated[int, typer.Option(help="HTTP/REST port")] = DEFAULT_HTTP_PORT,
     grpc_port: Annotated[int, typer.Option(help="gRPC port")] = DEFAULT_GRPC_PORT,
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port")] = DEFAULT_METRICS_PORT,
@@ -28,12 +31,12 @@ def triton(
 ) -> None:
     """Start tritonserver (PATH, else the nvidia-pytriton wheel's), wait until every model is ready,
     forward SIGINT/SIGTERM/SIGHUP, and exit with Triton's status."""
-    from service.triton_server import TritonError, TritonOptions, serve_forever
+    from triton_host.launcher import TritonLaunchError, TritonOptions, serve_forever
 
     opts = TritonOptions(repo, http_port, grpc_port, metrics_port, host, log_verbose, exit_timeout)
     try:
         code = serve_forever(opts, ready_timeout)
-    except TritonError as exc:
+    except TritonLaunchError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
     raise typer.Exit(code=code)

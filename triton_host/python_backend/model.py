@@ -17,7 +17,7 @@ def _use_launcher_site_packages() -> None:
     The backend's stub runs its own embedded interpreter, which ignores PYTHONPATH and sees the base
     interpreter's site-packages (which may hold numpy 2, breaking Triton's tensor utilities).
     ``imdsr triton`` exports its own site-packages here; nothing machine-specific is committed.
-    The names match service/triton_server.py.
+    The names match triton_host/launcher.py.
     """
     paths = os.environ.get("IMDSR_TRITON_SITE_PACKAGES", "")
     version = os.environ.get("IMDSR_TRITON_PYTHON", "")

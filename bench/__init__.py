@@ -1,0 +1,1 @@
+"""The benchmarks behind ``imdsr bench``: each measures side by side in one run and prints ratios."""

@@ -1,0 +1,155 @@
+"""``imdsr bench model|tiling|wire``: every benchmark in one place, each side by side in one run.
+
+torch, tritonclient and the launcher are imported inside the commands: ``imdsr --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from imdsr.cli_support import fail
+from imdsr.contract import DEFAULT_VARIANT, SCALE
+
+if TYPE_CHECKING:
+    import numpy as np
+
+ConfigOpt = Annotated[Path | None,
+                      typer.Option("--config", help="serving TOML (default: export/serving.toml)")]
+
+
+def check_variant(variant: str) -> str:
+    from training.models import list_variants
+
+    if variant not in list_variants():
+        raise typer.BadParameter(f"unknown variant {variant!r}; known: {', '.join(list_variants())}")
+    return variant
+
+
+def bench_model(
+    variant: Annotated[list[str], typer.Option(help="Variants (repeatable).")] = ["c16nla", "c4"],  # noqa: B006
+    batch: Annotated[list[int], typer.Option(help="Batch sizes (repeatable).")] = [1, 8],  # noqa: B006
+    size: Annotated[int, typer.Option(help="LR tile side in pixels.")] = 256,
+    device: Annotated[str, typer.Option(help="cuda or cpu (default: cuda where present).")] = "",
+    seconds: Annotated[float, typer.Option(help="Timing per setting, seconds.")] = 1.0,
+) -> None:
+    """Model speed per precision (fp32, TF32, bf16, fp16 on CUDA): ms, Mpx/s, speed-up, error."""
+    import torch
+
+    from bench.model import bench_model as run
+    from bench.model import format_rows
+
+    for v in variant:
+        check_variant(v)
+    if size < 8 or any(b < 1 for b in batch):
+        raise fail("--size must be at least 8 and every --batch at least 1")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise fail("--device cuda: torch sees no GPU on this machine")
+    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads")
+    typer.echo(format_rows(run(variant, dev, batch, size, seconds), size, name))
+
+
+def bench_tiling(
+    variant: str = DEFAULT_VARIANT,
+    weights: Annotated[str, typer.Option(help="'shipped', 'random', or a .safetensors path")
+                       ] = "shipped",
+    threads: int = 2,
+) -> None:
+    """Tiled vs whole-image inference (PyTorch): max difference, overhead and time per setting."""
+    import torch
+
+    from bench.tiling import compare, markdown
+    from training.models import create_model
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if weights == "random":
+        model = create_model(variant).eval()
+    else:
+        from training.weights.store import load_model
+
+        model, _ = load_model(variant, None if weights == "shipped" else Path(weights))
+
+    def infer(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    rows = []
+    for name, image in _bench_images():
+        rows += compare(name, image, infer, model.scale)
+        typer.echo(f"{name} done", err=True)
+    typer.echo(f"variant {variant}, weights {weights}, torch threads {threads}\n")
+    typer.echo(markdown(rows))
+
+
+def _bench_images() -> list[tuple[str, np.ndarray]]:
+    """Photos of several sizes, none a multiple of 4 or 32 on both sides."""
+    try:
+        import skimage.data as data
+    except ImportError:  # the train extra is not installed: a synthetic stand-in
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        y, x = np.mgrid[0:300, 0:451]
+        base = (np.sin(x / 9.0) * np.cos(y / 13.0) * 100 + 128)[..., None]
+        noisy = base + rng.normal(0, 20, (300, 451, 3))
+        return [("synthetic", np.clip(noisy, 0, 255).astype(np.uint8))]
+    return [("astronaut crop", data.astronaut()[40:277, 100:401]),
+            ("chelsea", data.chelsea()), ("coffee", data.coffee())]
+
+
+def bench_wire(
+    variant: Annotated[str, typer.Option(help="variant to serve")] = "c4",
+    weights: Annotated[Path | None, typer.Option(help="weights (default: shipped, else random-init)")] = None,
+    window: Annotated[int | None, typer.Option(help="window side (default: serving.toml)")] = None,
+    batch: Annotated[int, typer.Option(help="tiles per request")] = 1,
+    iters: Annotated[int, typer.Option(help="timed requests per format")] = 20,
+    threads: Annotated[int, typer.Option(help="ORT threads in the server")] = 2,
+    config: ConfigOpt = None,
+) -> None:
+    """FP32 vs FP16 vs UINT8 tensors on the wire: bytes, latency and error through a real Triton."""
+    import shutil
+    import tempfile
+
+    from bench.wire import format_results, run_wire_bench, temp_wire_repo
+    from export.onnx_export import export_onnx
+    from export.serving import load_serving
+    from training.models import create_model
+    from training.weights.store import WeightsError, WeightsMeta, save_weights, shipped_weights
+    from triton_host.launcher import TritonOptions, TritonServer, free_ports
+
+    cfg = load_serving(config)
+    window = window or cfg.window
+    cfg = cfg.model_copy(update={"cpu": cfg.cpu.model_copy(update={
+        "instances": {"default": 1}, "intra_op_threads": threads, "warmup_batch_sizes": []})})
+    work = Path(tempfile.mkdtemp(prefix="imdsr-bench-"))
+    try:
+        if weights is None:
+            try:
+                weights = shipped_weights(variant)
+            except WeightsError:
+                typer.echo(f"(no shipped weights for {variant}: random-init; bytes and latency do not "
+                           "depend on weights, the error column does)")
+                weights = save_weights(work / "w.safetensors", create_model(variant).state_dict(),
+                                       WeightsMeta(variant, SCALE, "random-init"))
+        onnx_file = export_onnx(variant, weights, work / "model.onnx").path
+        repo = temp_wire_repo(variant, onnx_file, cfg)
+        opts = TritonOptions(repo, *free_ports(3), host="127.0.0.1", exit_timeout_s=5)
+        with (work / "triton.log").open("wb") as log, TritonServer(opts, log=log) as server:
+            results = run_wire_bench(server.grpc_url, variant, window, batch, iters)
+        typer.echo(f"{variant}, {batch}x3x{window}x{window} in, x{SCALE} out, gRPC over loopback, "
+                   f"{iters} requests per format, ORT threads={threads}")
+        typer.echo(format_results(results))
+        shutil.rmtree(repo, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    bench_app.command("model")(bench_model)
+    bench_app.command("tiling")(bench_tiling)
+    bench_app.command("wire")(bench_wire)

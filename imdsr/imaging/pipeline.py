@@ -1,0 +1,126 @@
+"""The one picture pipeline: tiles through a model, stitched, alpha carried, optional outscale.
+
+Used by the gateway (tiles on Triton over gRPC), ``imdsr infer`` (PyTorch in-process) and the gRPC
+example (Triton, synchronous client): what runs the tiles is the ``infer`` parameter, the rest is
+this module, so local and served results agree on every picture (alpha, 16-bit, grey, ICC).
+
+Memory stays bounded by the tiles in flight: each tile is converted to float on its own, and its
+result is rounded into the preallocated output as soon as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from imdsr.contract import SCALE
+from imdsr.imaging.codec import Picture
+from imdsr.imaging.resampling import BICUBIC, LANCZOS, outscale_size, resize_image, resize_plane
+from imdsr.imaging.tiling import ALIGN, Tile, TilePlan, place, plan_tiles, tile_input
+
+# infer(batch NCHW float32 in [0, 1]) -> NCHW float32, x SCALE
+TileInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
+SyncTileInfer = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class UpscaleResult:
+    picture: Picture
+    tiles: int
+
+
+async def run_tiles(
+    image: np.ndarray,
+    plan: TilePlan,
+    infer: TileInfer,
+    in_flight: int,
+    scale: int = SCALE,
+) -> np.ndarray:
+    """Run every tile of ``plan`` with at most ``in_flight`` at once; stitch into a new array of
+    the image's dtype (uint8/uint16 rounded, float32 clamped to [0, 1]).
+
+    Tiles go one per call, several at once, so that Triton's dynamic batcher can batch tiles of
+    this request with each other and with other requests'. On the first failure the remaining
+    tiles are cancelled (TaskGroup) and that error propagates.
+    """
+    h, w, c = image.shape
+    output = np.empty((h * scale, w * scale, c), dtype=image.dtype)
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(tile: Tile) -> None:
+        async with gate:
+            batch = await asyncio.to_thread(tile_input, image, tile)
+            result = await infer(batch)
+            await asyncio.to_thread(place, output, tile, result, scale)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for tile in plan:
+                group.create_task(one(tile))
+    except BaseExceptionGroup as group_error:
+        # Callers map single errors to HTTP statuses; the first failure is the one to report.
+        raise group_error.exceptions[0] from None
+    return output
+
+
+def in_threads(infer: SyncTileInfer) -> TileInfer:
+    """A blocking ``infer`` (PyTorch, a sync gRPC client) as the pipeline's async one."""
+
+    async def run(batch: np.ndarray) -> np.ndarray:
+        return await asyncio.to_thread(infer, batch)
+
+    return run
+
+
+def upscale_tiled(image: np.ndarray, infer: SyncTileInfer, scale: int, tile: int, context: int,
+                  in_flight: int = 1) -> np.ndarray:
+    """``run_tiles`` for synchronous callers (training evaluation, benchmarks)."""
+    plan = plan_tiles(image.shape[0], image.shape[1], tile, context)
+    return asyncio.run(run_tiles(image, plan, in_threads(infer), in_flight, scale))
+
+
+def whole_image_tile(height: int, width: int) -> int:
+    """The tile that makes one window of the whole image (no tiling, no context)."""
+    side = max(height, width)
+    return side + (-side) % ALIGN
+
+
+async def upscale(
+    picture: Picture,
+    infer: TileInfer,
+    *,
+    tile: int,
+    context: int,
+    in_flight: int,
+    outscale: float | None = None,
+) -> UpscaleResult:
+    plan = plan_tiles(picture.height, picture.width, tile, context)
+    color = await run_tiles(picture.color, plan, infer, in_flight)
+    size = (picture.height * SCALE, picture.width * SCALE)
+    alpha = picture.alpha
+    if alpha is not None:
+        # Alpha is not an image the network knows; a smooth interpolation suits masks best.
+        alpha = await asyncio.to_thread(resize_plane, alpha, size, BICUBIC)
+    if outscale is not None and outscale != SCALE:
+        final = outscale_size(picture.height, picture.width, outscale)
+        color = await asyncio.to_thread(resize_image, color, final, LANCZOS)
+        if alpha is not None:
+            alpha = await asyncio.to_thread(resize_plane, alpha, final, LANCZOS)
+    return UpscaleResult(picture.with_planes(color, alpha), len(plan))
+
+
+def upscale_sync(
+    picture: Picture,
+    infer: SyncTileInfer,
+    *,
+    tile: int,
+    context: int,
+    in_flight: int = 1,
+    outscale: float | None = None,
+) -> UpscaleResult:
+    """``upscale`` for synchronous callers with a blocking ``infer``."""
+    return asyncio.run(upscale(picture, in_threads(infer), tile=tile, context=context,
+                               in_flight=in_flight, outscale=outscale))
