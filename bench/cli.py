@@ -31,7 +31,7 @@ def check_variant(variant: str) -> str:
 def bench_model(
     variant: Annotated[list[str], typer.Option(help="Variants (repeatable).")] = ["c16nla", "c4"],  # noqa: B006
     batch: Annotated[list[int], typer.Option(help="Batch sizes (repeatable).")] = [1, 8],  # noqa: B006
-    size: Annotated[int, typer.Option(help="LR tile side in pixels.")] = 256,
+    size: Annotated[int, typer.Option(help="LR window side in pixels (a full gateway window is 320).")] = 256,
     device: Annotated[str, typer.Option(help="cuda or cpu (default: cuda where present).")] = "",
     seconds: Annotated[float, typer.Option(help="Timing per setting, seconds.")] = 1.0,
 ) -> None:
@@ -106,7 +106,7 @@ def bench_wire(
     variant: Annotated[str, typer.Option(help="variant to serve")] = "c4",
     weights: Annotated[Path | None, typer.Option(help="weights (default: shipped, else random-init)")] = None,
     window: Annotated[int | None, typer.Option(help="window side (default: serving.toml)")] = None,
-    batch: Annotated[int, typer.Option(help="tiles per request")] = 1,
+    batch: Annotated[int, typer.Option(help="windows per request")] = 1,
     iters: Annotated[int, typer.Option(help="timed requests per format")] = 20,
     threads: Annotated[int, typer.Option(help="ORT threads in the server")] = 2,
     config: ConfigOpt = None,

@@ -51,12 +51,12 @@ def write_wire_repo(root: Path, variant: str, onnx_file: Path, cfg: ServingConfi
         (root / name / "config.pbtxt").write_text(text)
 
 
-def sample_tile(batch: int, tile: int, seed: int = 0) -> np.ndarray:
+def sample_window(batch: int, window: int, seed: int = 0) -> np.ndarray:
     """An 8-bit source (the common case): smooth gradients plus texture, as uint8 NCHW."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:tile, 0:tile] / tile
+    yy, xx = np.mgrid[0:window, 0:window] / window
     base = np.stack([xx, yy, (xx + yy) / 2])[None] * 200 + 20
-    img = base + rng.normal(0, 12, (batch, 3, tile, tile))
+    img = base + rng.normal(0, 12, (batch, 3, window, window))
     return np.clip(img, 0, 255).round().astype(np.uint8)
 
 
@@ -74,11 +74,11 @@ def decode(out: np.ndarray) -> np.ndarray:
     return (np.clip(out.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def run_wire_bench(grpc_url: str, variant: str, tile: int, batch: int, iters: int) -> list[WireResult]:
+def run_wire_bench(grpc_url: str, variant: str, window: int, batch: int, iters: int) -> list[WireResult]:
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(grpc_url)
-    img8 = sample_tile(batch, tile)
+    img8 = sample_window(batch, window)
     times: dict[str, list[float]] = {w: [] for w in FORMATS}
     convert: dict[str, list[float]] = {w: [] for w in FORMATS}
     outputs: dict[str, np.ndarray] = {}

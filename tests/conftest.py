@@ -1,16 +1,15 @@
-"""Shared fixtures: visible skips for ``gpu`` tests, and one real Triton for the whole session.
+"""What every kind of test shares: visible skips for ``gpu`` tests, the ``triton`` marker on every
+integration test, and weights for every variant.
 
-``triton_server`` serves every variant (shipped weights where they exist, random-init otherwise)
-from a freshly generated ``cpu`` repository on free loopback ports; tests talk to it over gRPC,
-HTTP and the metrics endpoint like any client would. It is started once: Triton's start-up and
-the ONNX exports cost seconds, and the machine has two cores.
+The suite is split by kind: ``unit/`` (no Triton; the code's own dependencies only),
+``integration/`` (a real ``tritonserver`` on loopback ports: ``integration/conftest.py``),
+``deploy/`` (Dockerfile and Kubernetes manifests with the real tools); helpers in ``support/``,
+fixtures in ``data/``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -41,8 +40,11 @@ def _gpu_skip_reason(need_tensorrt: bool) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``@pytest.mark.gpu`` needs CUDA; ``@pytest.mark.gpu(tensorrt=True)`` TensorRT as well."""
+    """``@pytest.mark.gpu`` needs CUDA; ``@pytest.mark.gpu(tensorrt=True)`` TensorRT as well.
+    Everything under ``integration/`` starts or talks to a real Triton: marked ``triton``."""
     for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.triton)
         marker = item.get_closest_marker("gpu")
         if marker is not None:
             reason = _gpu_skip_reason(bool(marker.kwargs.get("tensorrt")))
@@ -72,61 +74,3 @@ def variant_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
             found[variant] = save_weights(root / f"{variant}.safetensors", model.state_dict(),
                                           WeightsMeta(variant, 4, "random-init"))
     return found
-
-
-# --- the shared Triton --------------------------------------------------------------------------
-
-
-@dataclass
-class TritonHandle:
-    grpc_url: str      # "127.0.0.1:PORT", for tritonclient.grpc
-    http_url: str      # "http://127.0.0.1:PORT"
-    metrics_url: str   # "http://127.0.0.1:PORT/metrics"
-    repo: Path
-    variants: list[str]
-    weights: dict[str, Path]
-    log: Path
-    server: object = field(repr=False)
-
-
-def _test_serving_config():  # noqa: ANN202 - export.serving.ServingConfig
-    """The shipped serving.toml, shrunk for two shared cores: one instance, one ORT thread."""
-    from export.serving import load_serving
-
-    cfg = load_serving()
-    cpu = cfg.cpu.model_copy(update={"instances": {"default": 1}, "intra_op_threads": 1,
-                                     "warmup_batch_sizes": []})
-    return cfg.model_copy(update={"cpu": cpu})
-
-
-@pytest.fixture(scope="session")
-def triton_server(tmp_path_factory: pytest.TempPathFactory,
-                  variant_weights: dict[str, Path]) -> Iterator[TritonHandle]:
-    from export.repo import ModelSource, write_repository
-    from triton_host.launcher import TritonLaunchError, TritonOptions, TritonServer, free_ports
-
-    root = tmp_path_factory.mktemp("triton")
-    repo = root / "model_repository"
-    sources = [ModelSource(v, w) for v, w in variant_weights.items()]
-    write_repository(repo, "cpu", sources, _test_serving_config())
-    log_path = root / "tritonserver.log"
-    server = None
-    with log_path.open("ab") as log:
-        for _attempt in range(3):  # another process may take a "free" port before Triton binds it
-            opts = TritonOptions(repo, *free_ports(3), host="127.0.0.1", exit_timeout_s=5)
-            server = TritonServer(opts, log=log)
-            server.start()
-            try:
-                server.wait_ready(timeout_s=180)
-                break
-            except TritonLaunchError:
-                server.stop(timeout_s=10)
-                server = None
-        if server is None:
-            tail = log_path.read_text(errors="replace")[-4000:]
-            pytest.fail(f"tritonserver did not start; log tail:\n{tail}")
-        try:
-            yield TritonHandle(server.grpc_url, server.http_url, server.metrics_url, repo,
-                               list(variant_weights), variant_weights, log_path, server)
-        finally:
-            server.stop(timeout_s=15)

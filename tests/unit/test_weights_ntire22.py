@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from imdsr.cli import app
-from tests.reference import golden, synthetic_checkpoint
+from tests.support.reference import golden, synthetic_checkpoint
 from training.models import create_model
 from training.weights.store import WeightsError, WeightsMeta, load_into, read_meta, save_weights
 

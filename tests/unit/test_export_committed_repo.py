@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from export.onnx_export import load_model, max_abs_diff
 from export.repo import MANIFEST, check_repository, shipped_variants
 from export.serving import load_serving
 from imdsr.contract import model_name
+from tests.support import ROOT
 from training.weights.store import shipped_weights
 
-REPO = Path(__file__).resolve().parent.parent / "model_repository"
+REPO = ROOT / "model_repository"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.reference import golden, published_layout, synthetic_checkpoint
+from tests.support.reference import golden, published_layout, synthetic_checkpoint
 from training.models import create_model, list_variants
 from training.models.imdeception import BlockNonLocalAttention
 from training.weights.ntire22 import checkpoint_layout, export_checkpoint, import_checkpoint

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy_tools import ROOT
-from tests.test_deploy_k8s import K8S, configmap_data, container, find, one, pod_spec, render
+from tests.deploy.test_deploy_k8s import K8S, configmap_data, container, find, one, pod_spec, render
+from tests.support.deploy_tools import ROOT
 
 GPU = K8S / "overlays" / "gpu"
 JETSON = K8S / "overlays" / "jetson"

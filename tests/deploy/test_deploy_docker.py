@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_tools import ROOT, checkov_scan, run, tool
+from tests.support.deploy_tools import ROOT, checkov_scan, run, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

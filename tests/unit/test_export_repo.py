@@ -16,6 +16,7 @@ from export.model_config import render_model_config
 from export.repo import MANIFEST, ModelSource, check_repository, write_repository
 from export.serving import ServingConfig, load_serving
 from imdsr.contract import INPUT_NAME, MAX_WINDOW_PARAM, OUTPUT_NAME
+from tests.support import ROOT
 from training.models import list_variants
 from triton_host.python_backend import MODEL_PY
 
@@ -141,7 +142,7 @@ def test_generated_files_hardcode_no_local_path(cpu_repo) -> None:
     # A committed repository must work from a fresh clone: the stub learns where the packages are
     # from the launcher's environment, never from a path written here.
     out, _ = cpu_repo
-    local = [sys.prefix, str(Path(__file__).resolve().parent.parent)]
+    local = [sys.prefix, str(ROOT)]
     for f in out.rglob("*"):
         if f.is_file() and f.suffix in (".py", ".pbtxt"):
             assert not any(p in f.read_text() for p in local), f

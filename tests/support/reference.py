@@ -1,25 +1,19 @@
-"""Access to ../shared/reference (IMDECEPTION.md's golden data) and its synthetic-weights rule."""
+"""IMDECEPTION.md's golden data (kept in tests/data) and its synthetic-weights rule."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import DATA
 
 
 def reference_dir() -> Path:
-    candidates = [Path(os.environ["IMDSR_REFERENCE_DIR"])] if "IMDSR_REFERENCE_DIR" in os.environ else []
-    candidates += [ROOT.parent / "shared" / "reference", ROOT / "shared" / "reference"]
-    for c in candidates:
-        if (c / "ntire22_imdeception_state_dict.json").exists():
-            return c
-    raise FileNotFoundError(f"shared/reference not found (looked in {candidates}); "
-                            "set IMDSR_REFERENCE_DIR")
+    """The golden data, copied from ``../shared/reference`` into the repository (tests/data)."""
+    return DATA
 
 
 def published_layout() -> list[tuple[str, tuple[int, ...]]]:

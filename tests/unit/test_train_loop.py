@@ -6,7 +6,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.photos import smooth_photos
+from tests.support.photos import smooth_photos
 from training.train.checkpoint import LAST, load_checkpoint
 from training.train.config import DataConfig, PhaseConfig, TrainConfig
 from training.train.loop import Trainer

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT  # noqa: E402
+
 CHECKOV_VERSION = "3.3.30"
 CHECKOV_VENV = ROOT / ".venv-tools" / "checkov"
 

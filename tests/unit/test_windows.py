@@ -4,7 +4,6 @@ every target (cpu, gpu, jetson), and a tile that cannot fit is a 422 naming the 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from service import errors
 from service.api import _tile_for
 from service.schemas import UpscaleOptions
 from service.settings import Settings
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 # Each target with the serving config its deployment uses (k8s/base = export/serving.toml).
 TARGETS = {
     "cpu": ROOT / "export" / "serving.toml",

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy_tools import ROOT, checkov_scan, run, tool
+from tests.support.deploy_tools import ROOT, checkov_scan, run, tool
 
 K8S = ROOT / "k8s"
 OVERLAYS = ("cpu", "gpu", "jetson")

@@ -5,11 +5,12 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from tests.support import ROOT
 from training.models.registry import get_variant
 from training.train.config import load_config
 from training.train.losses import make_loss
 
-CONFIGS = sorted((Path(__file__).parents[1] / "training" / "configs").glob("*.toml"))
+CONFIGS = sorted((ROOT / "training" / "configs").glob("*.toml"))
 
 
 def test_configs_exist():

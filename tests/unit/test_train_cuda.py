@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.photos import smooth_photos
+from tests.support.photos import smooth_photos
 from training.models.registry import create_model
 from training.train.checkpoint import BEST, load_checkpoint
 from training.train.config import DataConfig, PhaseConfig, TrainConfig
