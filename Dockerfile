@@ -102,6 +102,31 @@ ENTRYPOINT ["imdsr"]
 CMD ["triton", "--repo", "/opt/imdsr/model_repository", "--http-port", "8000", "--grpc-port", "8001", "--metrics-port", "8002"]
 
 # ---------------------------------------------------------------------------------------
+# native-repo: the committed CPU repository re-rendered for Triton's own CPU backends
+# (`imdsr export native-repo`: torch-free, base dependencies only). Platform-independent
+# files, so it runs natively on the build machine even for arm64 targets.
+# ---------------------------------------------------------------------------------------
+FROM --platform=$BUILDPLATFORM ${PYTHON_IMAGE} AS native-repo
+ARG PIP_VERSION=24.2
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md* ./
+COPY imdsr/ imdsr/
+COPY training/ training/
+COPY export/ export/
+COPY service/ service/
+COPY triton_host/ triton_host/
+COPY bench/ bench/
+COPY model_repository/ model_repository/
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install "pip==${PIP_VERSION}" \
+ && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/imdsr export native-repo model_repository -o /native/openvino --runtime openvino \
+ && /opt/venv/bin/imdsr export native-repo model_repository -o /native/onnxruntime --runtime onnxruntime
+
+# ---------------------------------------------------------------------------------------
 # triton: NVIDIA Triton for x86-64 GPUs. TensorRT plans arrive at run time in /models
 # (built on the node by the `export` image); the committed CPU repository is the default.
 # ---------------------------------------------------------------------------------------
@@ -109,8 +134,6 @@ FROM ${TRITON_IMAGE} AS triton
 ARG IMDSR_VERSION=0.1.0
 ARG VCS_REF=unknown
 ARG BUILD_DATE=1970-01-01T00:00:00Z
-ARG ONNXRUNTIME_VERSION=1.19.2
-ARG NUMPY_VERSION=1.26.4
 LABEL org.opencontainers.image.title="imdsr-triton" \
       org.opencontainers.image.description="NVIDIA Triton Inference Server with the imdsr model repository (x86-64 GPU)" \
       org.opencontainers.image.version="${IMDSR_VERSION}" \
@@ -120,10 +143,8 @@ LABEL org.opencontainers.image.title="imdsr-triton" \
       org.opencontainers.image.source="https://example.com/imdsr" \
       org.opencontainers.image.vendor="imdsr"
 USER 0:0
-# The Python-backend (CPU) models run ONNX Runtime inside Triton's own Python.
-RUN python3 -m pip install --no-cache-dir \
-      "onnxruntime==${ONNXRUNTIME_VERSION}" "numpy==${NUMPY_VERSION}"
-COPY --chown=0:0 model_repository/ /opt/imdsr/model_repository/
+# The CPU repository on Triton's own OpenVINO backend (no Python stub, nothing to pip-install).
+COPY --from=native-repo --chown=0:0 /native/openvino/ /opt/imdsr/model_repository/
 # the same unprivileged uid as every imdsr image (files under /opt are world-readable)
 ENV HOME=/tmp
 USER 10001:10001
@@ -140,8 +161,6 @@ FROM ${TRITON_JETSON_IMAGE} AS triton-jetson
 ARG IMDSR_VERSION=0.1.0
 ARG VCS_REF=unknown
 ARG BUILD_DATE=1970-01-01T00:00:00Z
-ARG ONNXRUNTIME_VERSION=1.19.2
-ARG NUMPY_VERSION=1.26.4
 LABEL org.opencontainers.image.title="imdsr-triton-jetson" \
       org.opencontainers.image.description="NVIDIA Triton Inference Server (iGPU) with the imdsr model repository (Jetson, arm64)" \
       org.opencontainers.image.version="${IMDSR_VERSION}" \
@@ -151,9 +170,8 @@ LABEL org.opencontainers.image.title="imdsr-triton-jetson" \
       org.opencontainers.image.source="https://example.com/imdsr" \
       org.opencontainers.image.vendor="imdsr"
 USER 0:0
-RUN python3 -m pip install --no-cache-dir \
-      "onnxruntime==${ONNXRUNTIME_VERSION}" "numpy==${NUMPY_VERSION}"
-COPY --chown=0:0 model_repository/ /opt/imdsr/model_repository/
+# The CPU fallback on Triton's own ONNX Runtime backend (the Jetson images carry it).
+COPY --from=native-repo --chown=0:0 /native/onnxruntime/ /opt/imdsr/model_repository/
 ENV HOME=/tmp
 USER 10001:10001
 EXPOSE 8000 8001 8002

@@ -149,7 +149,65 @@ def bench_wire(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _photo(size: int) -> tuple[str, np.ndarray]:
+    """A real photo (scikit-image's astronaut) cropped to ``size``; synthetic where it is absent."""
+    import numpy as np
+
+    try:
+        from skimage import data
+    except ImportError:
+        rng = np.random.default_rng(0)
+        y, x = np.mgrid[0:size, 0:size]
+        base = (np.sin(x / 9.0) * np.cos(y / 13.0) * 100 + 128)[..., None]
+        return "synthetic", np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+    photo = data.astronaut()
+    return "astronaut", np.ascontiguousarray(photo[:size, 64:64 + size])
+
+
+def bench_service(
+    variant: str = DEFAULT_VARIANT,
+    weights: Annotated[Path | None, typer.Option(help="weights (default: shipped)")] = None,
+    size: Annotated[int, typer.Option(help="input side in pixels (one window up to 320)")] = 256,
+    threads: Annotated[int, typer.Option(help="runtime threads (Triton instance and bare model)")] = 2,
+    concurrency: Annotated[list[int], typer.Option(help="client counts (repeatable)")] = [1, 2, 4, 8],  # noqa: B006
+    rounds: Annotated[int, typer.Option(help="requests per client per level")] = 3,
+    runtime: Annotated[list[str], typer.Option(help="CPU runtimes to compare (repeatable)")
+                       ] = ["onnxruntime", "openvino"],  # noqa: B006
+    out: Annotated[Path, typer.Option(help="folder for service.md, service.json, service.png")
+                   ] = Path("bench-results"),
+    config: ConfigOpt = None,
+) -> None:
+    """The full service vs the bare published model: model only per runtime, Triton only (gRPC,
+    batching on/off), the full service; ratios and plots of throughput and p95 latency."""
+    import json
+
+    from bench.service import ServiceBench, format_report, plot, run_service_bench
+    from training.weights.store import WeightsError, shipped_weights
+    from triton_host.python_backend.runtimes import RUNTIMES
+
+    check_variant(variant)
+    bad = [r for r in runtime if r not in RUNTIMES]
+    if bad or size < 8 or threads < 1 or rounds < 1 or not concurrency or min(concurrency) < 1:
+        raise fail(f"runtimes from {RUNTIMES}; size >= 8; threads, rounds, concurrency >= 1 (got {bad})")
+    try:
+        weights = weights or shipped_weights(variant)
+    except WeightsError as exc:
+        raise fail(str(exc)) from exc
+    name, image = _photo(size)
+    bench = ServiceBench(variant, weights, image, name, threads, tuple(concurrency), rounds,
+                         runtimes=tuple(runtime), serving_config=config)
+    report = run_service_bench(bench, progress=lambda m: typer.echo(m, err=True))
+    text = format_report(report)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "service.md").write_text(text + "\n")
+    (out / "service.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+    chart = plot(report, out / "service.png")
+    typer.echo(text)
+    typer.echo(f"\nwrote {out / 'service.md'}, {out / 'service.json'}, {chart}")
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    bench_app.command("service")(bench_service)
     bench_app.command("model")(bench_model)
     bench_app.command("tiling")(bench_tiling)
     bench_app.command("wire")(bench_wire)

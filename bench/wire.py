@@ -20,7 +20,7 @@ import numpy as np
 from export.model_config import ONNX_FILENAME, render_model_config
 from export.serving import ServingConfig
 from imdsr.contract import INPUT_NAME, OUTPUT_NAME, model_name
-from triton_host.python_backend import MODEL_PY
+from triton_host.python_backend import BACKEND_FILES
 
 FORMATS = ("FP32", "FP16", "UINT8")
 _NUMPY = {"FP32": np.float32, "FP16": np.float16, "UINT8": np.uint8}
@@ -46,7 +46,8 @@ def write_wire_repo(root: Path, variant: str, onnx_file: Path, cfg: ServingConfi
         name = wire_model_name(variant, wire)
         (root / name / "1").mkdir(parents=True)
         shutil.copyfile(onnx_file, root / name / "1" / ONNX_FILENAME)
-        shutil.copyfile(MODEL_PY, root / name / "1" / "model.py")
+        for source in BACKEND_FILES:
+            shutil.copyfile(source, root / name / "1" / source.name)
         text = render_model_config(variant, "cpu", cfg, wire_dtype=wire, name=name)
         (root / name / "config.pbtxt").write_text(text)
 

@@ -243,6 +243,31 @@ def repo_cmd(
     typer.echo(f"wrote {output} ({target}, {len(sources)} models)")
 
 
+@export_app.command("native-repo")
+def native_repo_cmd(
+    source: Annotated[Path, typer.Argument(help="a generated cpu repository")] = Path("model_repository"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="repository to write (replaced whole)")
+                      ] = Path("model_repository_native"),
+    runtime: Annotated[str | None, typer.Option(
+        help="onnxruntime | openvino (default: [cpu] runtime of the serving config)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The cpu repository on Triton's own onnxruntime/openvino backend (NVIDIA's Triton images)."""
+    from export.model_config import NATIVE_BACKENDS
+    from export.native_repo import write_native_repository
+    from export.serving import load_serving
+
+    if runtime is not None and runtime not in NATIVE_BACKENDS:
+        raise fail(f"runtime must be one of {', '.join(NATIVE_BACKENDS)}, not {runtime!r}")
+    if not (source / "MANIFEST.json").is_file():
+        raise fail(f"{source} is not a generated repository (no MANIFEST.json)")
+    try:
+        names = write_native_repository(source, output, load_serving(config), runtime)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"wrote {output} ({', '.join(names)}; backend {runtime or load_serving(config).cpu.runtime})")
+
+
 @export_app.command("check-repo")
 def check_repo_cmd(
     repo: Annotated[Path, typer.Argument(help="committed cpu repository")] = Path("model_repository"),

@@ -19,7 +19,7 @@ import onnx
 import torch
 from torch import nn
 
-from imdsr.contract import INPUT_NAME, OUTPUT_NAME, SCALE
+from imdsr.contract import INPUT_NAME, OUTPUT_NAME, OUTPUT_U8_NAME, SCALE
 from imdsr.digest import file_sha256
 from training.weights.store import load_model
 
@@ -46,7 +46,8 @@ class Provenance:
             f"{META_PREFIX}scale": str(self.scale),
             f"{META_PREFIX}weights_sha256": self.weights_sha256,
             f"{META_PREFIX}weights_source": self.weights_source,
-            f"{META_PREFIX}io": f"{INPUT_NAME}: FP32 NCHW RGB [0,1]; {OUTPUT_NAME}: FP32 NCHW x{self.scale}",
+            f"{META_PREFIX}io": f"{INPUT_NAME}: FP32 NCHW RGB [0,1]; {OUTPUT_NAME}: FP32 NCHW "
+                                f"x{self.scale}; {OUTPUT_U8_NAME}: the same as UINT8, clamped and rounded",
         }
 
 
@@ -58,8 +59,28 @@ class ExportResult:
     nodes_final: int
 
 
-def trace_to_onnx(model: nn.Module, opset: int = OPSET) -> onnx.ModelProto:
-    """Trace ``model`` into an in-memory ONNX graph with symbolic N, H and W."""
+class WithWireOutputs(nn.Module):
+    """The model's FP32 output, and the same clamped to [0, 1] and rounded to 8 bits (UINT8).
+
+    Rounding half to even, as the tiler's own quantisation (``np.rint``): a client gets the same
+    8-bit image from either output.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.model(x)
+        return y, torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+
+
+def trace_to_onnx(model: nn.Module, opset: int = OPSET, wire_outputs: bool = True) -> onnx.ModelProto:
+    """Trace ``model`` into an in-memory ONNX graph with symbolic N, H and W; with
+    ``wire_outputs`` (what serving uses) both outputs, else the model's FP32 output alone."""
+    if wire_outputs:
+        model = WithWireOutputs(model)
+    names = [OUTPUT_NAME, OUTPUT_U8_NAME] if wire_outputs else [OUTPUT_NAME]
     buf = io.BytesIO()
     dummy = torch.rand(1, 3, 48, 40)  # the shape is not baked in: every size is a Shape op
     with warnings.catch_warnings():
@@ -70,9 +91,9 @@ def trace_to_onnx(model: nn.Module, opset: int = OPSET) -> onnx.ModelProto:
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         torch.onnx.export(
             model, (dummy,), buf,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            input_names=[INPUT_NAME], output_names=names,
             dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                          OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}},
+                          **{n: {0: "batch", 2: "out_height", 3: "out_width"} for n in names}},
             opset_version=opset, do_constant_folding=True, dynamo=False,
         )
     return onnx.load_from_string(buf.getvalue())

@@ -29,7 +29,7 @@ from imdsr.contract import model_name
 from imdsr.digest import file_sha256
 from training.models import list_variants
 from training.weights.store import WeightsError, shipped_weights
-from triton_host.python_backend import MODEL_PY
+from triton_host.python_backend import BACKEND_FILES
 
 MANIFEST = "MANIFEST.json"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -84,8 +84,9 @@ def _write_model(root: Path, src: ModelSource, target: Target, cfg: ServingConfi
     files: dict[str, Path] = {ONNX_FILENAME: result.path}
     plans = None
     if target == "cpu":
-        shutil.copyfile(MODEL_PY, version_dir / "model.py")
-        files["model.py"] = version_dir / "model.py"
+        for source in BACKEND_FILES:
+            shutil.copyfile(source, version_dir / source.name)
+            files[source.name] = version_dir / source.name
     else:
         t = cfg.target(target)
         plans = cc_model_filenames(t.compute_capabilities, t.tensorrt_version)
@@ -184,7 +185,8 @@ def _check_model(model_dir: Path, src: ModelSource, entry: dict, cfg: ServingCon
     config = model_dir / "config.pbtxt"
     if not config.exists() or config.read_text() != render_model_config(variant, "cpu", cfg):
         problems.append(f"{name}/config.pbtxt differs from what export/serving.toml renders")
-    model_py = model_dir / "1" / "model.py"
-    if not model_py.exists() or model_py.read_bytes() != MODEL_PY.read_bytes():
-        problems.append(f"{name}/1/model.py differs from triton_host/python_backend/model.py")
+    for source in BACKEND_FILES:
+        copy = model_dir / "1" / source.name
+        if not copy.exists() or copy.read_bytes() != source.read_bytes():
+            problems.append(f"{name}/1/{source.name} differs from triton_host/python_backend/{source.name}")
     return problems

@@ -34,13 +34,16 @@ class TargetBase(StrictModel):
     instances: dict[str, int] = Field(default_factory=lambda: {"default": 1})
     warmup_batch_sizes: list[int] = Field(default_factory=lambda: [1])
     max_batch: int | None = Field(None, ge=1, description="overrides the top-level max_batch")
+    preferred_batch_sizes: list[int] | None = Field(
+        None, description="overrides [batching] preferred_batch_sizes; [1]: never group requests")
 
     def instance_count(self, variant: str) -> int:
         return self.instances.get(variant, self.instances.get("default", 1))
 
 
 class CpuTarget(TargetBase):
-    intra_op_threads: int = Field(2, ge=0)  # 0 lets ORT use every core
+    runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
+    intra_op_threads: int = Field(2, ge=0)  # 0 lets the runtime use every core
     allow_spinning: bool = False
 
 
@@ -69,7 +72,7 @@ class ServingConfig(StrictModel):
         for name in TARGETS:
             target = self.target(name)
             limit = self.max_batch_for(name)
-            sizes = [*target.warmup_batch_sizes, *self.batching.preferred_batch_sizes]
+            sizes = [*target.warmup_batch_sizes, *self.preferred_batch_sizes_for(name)]
             if isinstance(target, TrtTarget):
                 sizes += target.cuda_graph_batch_sizes
             bad = [b for b in sizes if not 1 <= b <= limit]
@@ -84,6 +87,10 @@ class ServingConfig(StrictModel):
 
     def max_batch_for(self, name: Target) -> int:
         return self.target(name).max_batch or self.max_batch
+
+    def preferred_batch_sizes_for(self, name: Target) -> list[int]:
+        own = self.target(name).preferred_batch_sizes
+        return self.batching.preferred_batch_sizes if own is None else own
 
     def window_limits(self) -> WindowLimits:
         """What every target's model accepts: the same on cpu, gpu and jetson by construction."""

@@ -1,8 +1,8 @@
 """The wire contract between the model repository, Triton and every client.
 
 Every target (cpu, gpu, jetson) serves the same names and tensors, so clients never change.
-FP32 NCHW RGB in [0, 1] on the wire: exact for 8-bit and 16-bit sources alike (see
-docs/PERFORMANCE.md for the FP16/UINT8 measurements behind the choice).
+FP32 NCHW RGB in [0, 1] in; out, FP32 (exact for 16-bit sources) or UINT8 (8-bit sources), as
+the client asks (see docs/PERFORMANCE.md for the measurements behind the choice).
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 MODEL_PREFIX = "imdeception_"
 INPUT_NAME = "input"    # FP32 [N, 3, H, W], RGB in [0, 1]
 OUTPUT_NAME = "output"  # FP32 [N, 3, s*H, s*W], RGB, not clamped
+# The same result clamped to [0, 1] and rounded to 8 bits in the graph: what an 8-bit source needs,
+# at a quarter of the bytes and with nothing left to convert (docs/PERFORMANCE.md, "The hop").
+OUTPUT_U8_NAME = "output_u8"  # UINT8 [N, 3, s*H, s*W]
 WIRE_DTYPE = "FP32"
 SCALE = 4
 DEFAULT_VARIANT = "c16nla"

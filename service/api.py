@@ -190,8 +190,10 @@ async def upscale_image(
             final = _check_output(picture, options.outscale, settings.max_output_pixels)
             INPUT_PIXELS.observe(picture.height * picture.width)
 
+            eight_bit = picture.bit_depth == 8
+
             async def infer(batch: np.ndarray) -> np.ndarray:
-                return await triton.infer(variant, batch)
+                return await triton.infer(variant, batch, eight_bit)
 
             with timings.stage("infer"):
                 result = await upscale(
@@ -207,7 +209,7 @@ async def upscale_image(
                 settings.jpeg_quality if fmt is codec.OutputFormat.JPEG else settings.webp_quality)
             with timings.stage("encode"):
                 body = await asyncio.to_thread(
-                    codec.encode, result.picture, fmt, quality, settings.png_compress_level)
+                    codec.encode, result.picture, fmt, quality, options.png or settings.png)
     except TimeoutError as exc:
         raise errors.RequestTimeoutError(
             f"request took longer than {settings.request_timeout_s} s") from exc

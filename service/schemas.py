@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from imdsr.imaging.codec import OutputFormat
+from imdsr.imaging.codec import OutputFormat, PngMode
 from imdsr.imaging.tiling import ALIGN
 
 
@@ -18,6 +18,8 @@ class UpscaleOptions(BaseModel):
     format: OutputFormat | None = Field(None, description="default: same family as the input, "
                                         "or the Accept header's choice")
     quality: int | None = Field(None, ge=1, le=100, description="JPEG/WebP quality")
+    png: PngMode | None = Field(None, description="PNG compression: fast (default, ~10x faster "
+                                "than zlib's default at about its size) or small (smallest, slow)")
     outscale: float | None = Field(None, gt=0, le=16, description="final scale, e.g. 2 or 3.5: "
                                    "x4 network then a Lanczos resize")
     tile: int | None = Field(None, ge=ALIGN, le=2048, multiple_of=ALIGN,

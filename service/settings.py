@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT
-from imdsr.imaging.codec import DEFAULT_QUALITY, OutputFormat
+from imdsr.imaging.codec import DEFAULT_QUALITY, OutputFormat, PngMode
 from imdsr.imaging.tiling import ALIGN, DEFAULT_CONTEXT, DEFAULT_TILE
 
 
@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     # Encoding defaults.
     jpeg_quality: int = Field(DEFAULT_QUALITY[OutputFormat.JPEG], ge=1, le=100)
     webp_quality: int = Field(DEFAULT_QUALITY[OutputFormat.WEBP], ge=1, le=100)
-    png_compress_level: int = Field(6, ge=0, le=9)
+    png: PngMode = Field(PngMode.FAST, description="PNG compression unless a request says: fast | small")
 
 
 @lru_cache

@@ -14,6 +14,7 @@ from imdsr.contract import (
     MAX_WINDOW_PARAM,
     MODEL_PREFIX,
     OUTPUT_NAME,
+    OUTPUT_U8_NAME,
     SCALE,
     WIRE_DTYPE,
     model_name,
@@ -73,21 +74,23 @@ class TritonClient:
             error.headers.setdefault("Retry-After", str(self.retry_after_s))
         return error
 
-    async def infer(self, variant: str, batch: np.ndarray) -> np.ndarray:
-        """Run ``batch`` (float32 NCHW in [0, 1]) through ``variant``; float32 NCHW, x4."""
+    async def infer(self, variant: str, batch: np.ndarray, eight_bit: bool = False) -> np.ndarray:
+        """Run ``batch`` (float32 NCHW in [0, 1]) through ``variant``: float32 NCHW x4, or with
+        ``eight_bit`` the model's UINT8 output (a quarter of the bytes, nothing to convert)."""
         tensor = InferInput(INPUT_NAME, list(batch.shape), WIRE_DTYPE)
         tensor.set_data_from_numpy(batch)
+        output_name = OUTPUT_U8_NAME if eight_bit else OUTPUT_NAME
         start = time.perf_counter()
         try:
             result = await self._client.infer(
-                model_name(variant), [tensor], outputs=[InferRequestedOutput(OUTPUT_NAME)],
+                model_name(variant), [tensor], outputs=[InferRequestedOutput(output_name)],
                 # Triton's queue deadline (microseconds): Triton only lets a request shorten
                 # the model's default, so this drops tiles the gateway has given up on.
                 timeout=int(self.timeout_s * 1_000_000), client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             raise self._unavailable_headers(classify(exc)) from exc
         TRITON_INFER_SECONDS.labels(model=variant).observe(time.perf_counter() - start)
-        output = result.as_numpy(OUTPUT_NAME)
+        output = result.as_numpy(output_name)
         expected = (batch.shape[0], batch.shape[1], batch.shape[2] * SCALE, batch.shape[3] * SCALE)
         if output is None or output.shape != expected:
             got = None if output is None else output.shape

@@ -157,10 +157,11 @@ def tile_input(image: np.ndarray, tile: Tile) -> np.ndarray:
 
 
 def place(output: np.ndarray, tile: Tile, result: np.ndarray, scale: int) -> None:
-    """Write the core of ``result`` (float [C, s*h, s*w] or [1, C, s*h, s*w]) into ``output``.
+    """Write the core of ``result`` ([C, s*h, s*w] or [1, C, s*h, s*w]) into ``output``.
 
-    ``output`` is HWC of the final dtype; values are clamped to [0, 1] and rounded here, so the
-    full-resolution float result never exists in memory.
+    ``output`` is HWC of the final dtype. A float ``result`` is clamped to [0, 1] and rounded here,
+    so the full-resolution float result never exists in memory; a UINT8 ``result`` (the model's
+    ``output_u8``, already clamped and rounded the same way) is copied as it is.
     """
     if result.ndim == 4:
         result = result[0]
@@ -169,11 +170,15 @@ def place(output: np.ndarray, tile: Tile, result: np.ndarray, scale: int) -> Non
         :,
         (y.core_start - y.start) * scale:(y.core_stop - y.start) * scale,
         (x.core_start - x.start) * scale:(x.core_stop - x.start) * scale,
-    ]
+    ].transpose(1, 2, 0)
+    target = output[y.core_start * scale:y.core_stop * scale, x.core_start * scale:x.core_stop * scale]
+    if result.dtype == np.uint8:
+        if output.dtype != np.uint8:
+            raise TypeError(f"an 8-bit result cannot fill a {output.dtype} image")
+        target[...] = core
+        return
     top = max_value(output.dtype)
-    values = np.clip(core.transpose(1, 2, 0), 0.0, 1.0)
+    values = np.clip(core, 0.0, 1.0)
     if top != 1.0:
         values = np.rint(values * np.float32(top))
-    output[y.core_start * scale:y.core_stop * scale, x.core_start * scale:x.core_stop * scale] = (
-        values.astype(output.dtype, copy=False)
-    )
+    target[...] = values.astype(output.dtype, copy=False)

@@ -301,3 +301,16 @@ def test_dockerignore_keeps_the_context_small_and_complete() -> None:
         src = src.rstrip("*").rstrip("/")
         assert not _ignored(src + "/x" if "." not in src else src, patterns), f"{src} is excluded"
         assert (ROOT / src).exists() or src == "README.md", f"COPY source {src} does not exist"
+
+
+def test_nvidia_triton_images_serve_the_cpu_repository_on_native_backends() -> None:
+    _, stages = parse()
+    native = stages["native-repo"]
+    runs = " ".join(native.instructions("RUN"))
+    assert "imdsr export native-repo model_repository -o /native/openvino --runtime openvino" in runs
+    assert "imdsr export native-repo model_repository -o /native/onnxruntime --runtime onnxruntime" in runs
+    assert "pip install ." in runs and "[" not in runs.split("pip install .")[1].split()[0]  # base deps
+    for stage, runtime in (("triton", "openvino"), ("triton-jetson", "onnxruntime")):
+        copies = stages[stage].instructions("COPY")
+        assert f"--from=native-repo --chown=0:0 /native/{runtime}/ /opt/imdsr/model_repository/" in copies
+        assert not any("pip install" in r for r in stages[stage].instructions("RUN")), stage

@@ -152,3 +152,21 @@ def test_format_choice() -> None:
     assert codec.default_format("WEBP") is OutputFormat.WEBP
     assert codec.from_accept("image/webp;q=0.5, image/png") is OutputFormat.PNG
     assert codec.from_accept("*/*") is None and codec.from_accept(None) is None
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_modes_are_lossless_and_small_is_not_larger(bits: int) -> None:
+    from imdsr.imaging.codec import PngMode
+
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:96, 0:128]
+    smooth = (np.sin(x / 7.0) * np.cos(y / 11.0) * 100 + 128)[..., None] + rng.normal(0, 3, (96, 128, 3))
+    rgb = np.clip(smooth, 0, 255).astype(np.uint8)
+    if bits == 16:
+        rgb = rgb.astype(np.uint16) * 257 + 3
+    picture = codec.Picture(rgb, None, False, "PNG")
+    fast = codec.encode(picture, codec.OutputFormat.PNG, png=PngMode.FAST)
+    small = codec.encode(picture, codec.OutputFormat.PNG, png=PngMode.SMALL)
+    for data in (fast, small):
+        assert np.array_equal(imagecodecs.png_decode(data), rgb)  # exact at either setting
+    assert len(small) <= len(fast)

@@ -9,8 +9,8 @@ import onnx
 import pytest
 import torch
 
-from export.onnx_export import export_onnx, load_model, max_abs_diff, read_provenance, run_onnx
-from imdsr.contract import INPUT_NAME, OUTPUT_NAME
+from export.onnx_export import export_onnx, load_model, max_abs_diff, read_provenance
+from imdsr.contract import INPUT_NAME, OUTPUT_NAME, OUTPUT_U8_NAME
 from imdsr.digest import file_sha256
 
 # Neither multiples of 4 (pixel shuffle) nor of 32 (attention regions), plus aligned and tiny ones.
@@ -67,14 +67,39 @@ def test_export_is_deterministic(variant_weights, tmp_path: Path) -> None:
     assert a == b
 
 
-def test_output_is_not_clamped(exported) -> None:
-    # The contract says FP32 out, not clamped: the graph must not hide a Clip.
+def _ancestors(graph: onnx.GraphProto, name: str) -> set[str]:
+    """Op types of every node the tensor ``name`` depends on."""
+    producer = {out: node for node in graph.node for out in node.output}
+    seen: set[str] = set()
+    todo, ops = [name], set()
+    while todo:
+        node = producer.get(todo.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        ops.add(node.op_type)
+        todo += list(node.input)
+    return ops
+
+
+def test_fp32_output_is_not_clamped_and_u8_output_is_its_rounding(exported) -> None:
+    # The contract says FP32 out, not clamped: no Clip on the way to `output`; `output_u8` is the
+    # same values clamped and rounded half-to-even, as the tiler quantises.
+    import onnxruntime as ort
+
     _, result, model = exported
-    assert "Clip" not in {n.op_type for n in onnx.load(str(result.path)).graph.node}
-    x = np.full((1, 3, 8, 8), 1.0, np.float32)
+    graph = onnx.load(str(result.path)).graph
+    assert "Clip" not in _ancestors(graph, OUTPUT_NAME)
+    assert "Cast" in _ancestors(graph, OUTPUT_U8_NAME)
+    x = np.random.default_rng(3).random((1, 3, 9, 14), dtype=np.float32) * 1.4 - 0.2
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(run_onnx(result.path, x), ref, atol=1e-4)
+    y, u8 = ort.InferenceSession(str(result.path)).run([OUTPUT_NAME, OUTPUT_U8_NAME], {"input": x})
+    np.testing.assert_allclose(y, ref, atol=1e-4)
+    assert y.min() < 0 or y.max() > 1  # the test reaches both clamps' range
+    assert u8.dtype == np.uint8
+    expect = np.rint(np.clip(y, 0, 1) * 255)
+    assert np.abs(u8.astype(int) - expect).max() <= 1  # float noise at exact .5 only
 
 
 def test_cli_exports_and_verifies(variant_weights, tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from tritonclient.grpc import model_config_pb2 as mc
 from export.model_config import render_model_config
 from export.repo import MANIFEST, ModelSource, check_repository, write_repository
 from export.serving import ServingConfig, load_serving
-from imdsr.contract import INPUT_NAME, MAX_WINDOW_PARAM, OUTPUT_NAME
+from imdsr.contract import INPUT_NAME, MAX_WINDOW_PARAM, OUTPUT_NAME, OUTPUT_U8_NAME
 from tests.support import ROOT
 from training.models import list_variants
-from triton_host.python_backend import MODEL_PY
+from triton_host.python_backend import BACKEND_FILES
 
 
 def parse(text: str) -> mc.ModelConfig:
@@ -61,8 +61,10 @@ def test_every_config_parses_with_tritons_schema(cfg: ServingConfig, variant: st
     assert m.name == f"imdeception_{variant}"  # the same name on every target: clients never change
     assert m.max_batch_size == cfg.max_batch_for(target)  # type: ignore[arg-type]
     io = [(t.name, t.data_type, list(t.dims)) for t in [*m.input, *m.output]]
-    assert io == [(INPUT_NAME, mc.TYPE_FP32, [3, -1, -1]), (OUTPUT_NAME, mc.TYPE_FP32, [3, -1, -1])]
+    assert io == [(INPUT_NAME, mc.TYPE_FP32, [3, -1, -1]), (OUTPUT_NAME, mc.TYPE_FP32, [3, -1, -1]),
+                  (OUTPUT_U8_NAME, mc.TYPE_UINT8, [3, -1, -1])]
     b = m.dynamic_batching
+    assert list(b.preferred_batch_size) == cfg.preferred_batch_sizes_for(target)  # type: ignore[arg-type]
     assert b.max_queue_delay_microseconds == cfg.batching.max_queue_delay_us
     assert b.default_queue_policy.max_queue_size == cfg.batching.max_queue_size
     assert b.default_queue_policy.default_timeout_microseconds == cfg.batching.queue_timeout_us
@@ -82,6 +84,8 @@ def test_cpu_config_runs_python_backend_on_cpu(cfg: ServingConfig) -> None:
     assert m.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
     assert m.parameters["onnx_file"].string_value == "model.onnx"
     assert m.parameters["intra_op_threads"].string_value == str(cfg.cpu.intra_op_threads)
+    assert m.parameters["runtime"].string_value == cfg.cpu.runtime
+    assert list(m.dynamic_batching.preferred_batch_size) == [1]  # CPU: requests go alone (measured)
 
 
 def test_gpu_config_maps_compute_capabilities_to_plans(cfg: ServingConfig) -> None:
@@ -110,6 +114,7 @@ def test_cuda_graphs_are_captured_at_the_window_shape(cfg: ServingConfig) -> Non
 def test_wire_dtypes_are_for_the_cpu_benchmark_only(cfg: ServingConfig) -> None:
     m = parse(render_model_config("c4", "cpu", cfg, wire_dtype="UINT8", name="x"))
     assert m.input[0].data_type == mc.TYPE_UINT8 and m.output[0].data_type == mc.TYPE_UINT8
+    assert [o.name for o in m.output] == [OUTPUT_NAME]
     with pytest.raises(ValueError, match="FP32"):
         render_model_config("c4", "gpu", cfg, wire_dtype="FP16")
 
@@ -131,7 +136,8 @@ def test_cpu_repository_layout(cpu_repo, cfg) -> None:
     for s in sources:
         model = out / f"imdeception_{s.variant}"
         assert (model / "1" / "model.onnx").stat().st_size > 10_000
-        assert (model / "1" / "model.py").read_bytes() == MODEL_PY.read_bytes()
+        for source in BACKEND_FILES:
+            assert (model / "1" / source.name).read_bytes() == source.read_bytes()
         assert parse((model / "config.pbtxt").read_text()).name == model.name
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["target"] == "cpu"
@@ -172,7 +178,7 @@ def test_staleness_is_detected(cpu_repo, cfg, variant_weights, tmp_path: Path) -
     # A variant that has weights but no model, and the generator's config changed.
     more = [*sources, ModelSource("c8", variant_weights["c8"])]
     assert any("imdeception_c8" in p for p in check_repository(out, cfg, more))
-    changed = cfg.model_copy(update={"max_batch": 4})
+    changed = cfg.model_copy(update={"window": 256})
     assert len(check_repository(out, changed, sources)) == 2
 
 
@@ -212,3 +218,32 @@ def test_cli_writes_a_repository(tmp_path: Path, variant_weights) -> None:
     assert (out / "imdeception_c4" / "config.pbtxt").exists()
     res = CliRunner().invoke(app, ["export", "repo", "--target", "tpu", "-o", str(out)])
     assert res.exit_code != 0
+
+
+@pytest.mark.parametrize(("runtime", "backend", "threads_key"), [
+    ("openvino", "openvino", "INFERENCE_NUM_THREADS"),
+    ("onnxruntime", "onnxruntime", "intra_op_thread_count")])
+def test_native_backend_configs_for_nvidias_images(cfg: ServingConfig, runtime: str, backend: str,
+                                                   threads_key: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from imdsr.cli import app
+
+    out = tmp_path / "native"
+    res = CliRunner().invoke(app, ["export", "native-repo", str(ROOT / "model_repository"), "-o", str(out),
+                                   "--runtime", runtime])
+    assert res.exit_code == 0, res.output
+    committed = json.loads((ROOT / "model_repository" / MANIFEST).read_text())["models"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(committed)
+    for name in committed:
+        m = parse((out / name / "config.pbtxt").read_text())
+        assert m.backend == backend and m.default_model_filename == "model.onnx"
+        assert [o.name for o in m.output] == [OUTPUT_NAME, OUTPUT_U8_NAME]  # the same contract
+        assert m.parameters[threads_key].string_value == str(cfg.cpu.intra_op_threads)
+        assert m.parameters[MAX_WINDOW_PARAM].string_value == str(cfg.window)
+        assert m.max_batch_size == cfg.max_batch_for("cpu")
+        assert sorted(p.name for p in (out / name / "1").iterdir()) == ["model.onnx"]  # no model.py
+        assert (out / name / "1" / "model.onnx").read_bytes() == \
+            (ROOT / "model_repository" / name / "1" / "model.onnx").read_bytes()
+    bad = CliRunner().invoke(app, ["export", "native-repo", str(tmp_path), "-o", str(out)])
+    assert bad.exit_code == 2 and "not a generated repository" in bad.output

@@ -63,3 +63,15 @@ def test_tile_input_is_nchw_unit_range() -> None:
     t = plan_tiles(40, 50, 32, 0).tiles[-1]
     x = tile_input(image, t)
     assert x.dtype == np.float32 and x.shape == (1, 3, *t.shape) and x.max() == 1.0
+
+
+def test_uint8_results_are_copied_and_refused_for_16_bit() -> None:
+    from imdsr.imaging.tiling import place
+
+    out = np.zeros((160, 200, 3), np.uint8)
+    tile = plan_tiles(40, 50, 32, 0).tiles[0]
+    result = np.full((1, 3, tile.shape[0] * 4, tile.shape[1] * 4), 200, np.uint8)
+    place(out, tile, result, 4)
+    assert (out[:tile.shape[0] * 4, :tile.shape[1] * 4] == 200).all()
+    with pytest.raises(TypeError, match="8-bit result"):
+        place(np.zeros((160, 200, 3), np.uint16), tile, result, 4)

@@ -1,8 +1,10 @@
-"""Triton Python-backend model: IMDeception on ONNX Runtime (the repository's ``cpu`` flavour).
+"""Triton Python-backend model: IMDeception on a CPU runtime (the repository's ``cpu`` flavour).
 
-Copied verbatim into ``<repo>/<model>/1/model.py`` by ``imdsr export repo``; it needs numpy and
-onnxruntime only (never torch). Settings come from the model config's ``parameters``, the wire
-dtypes from its ``input``/``output`` (FP32 per the contract; FP16/UINT8 only for the benchmark).
+Copied verbatim into ``<repo>/<model>/1/model.py`` by ``imdsr export repo``, beside
+``runtimes.py`` (ONNX Runtime or OpenVINO, the ``runtime`` parameter); it needs numpy and that
+runtime only (never torch). Settings come from the model config's ``parameters``; each request
+gets the outputs it asks for (``output`` FP32, ``output_u8`` UINT8), computed once per batch.
+The wire-benchmark models change the dtypes of ``input``/``output`` instead (FP16/UINT8).
 """
 
 import json
@@ -29,13 +31,15 @@ def _use_launcher_site_packages() -> None:
 
 
 _use_launcher_site_packages()
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # runtimes.py, copied beside this file
 
 import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
+from runtimes import make_runner  # noqa: E402
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+OUTPUT_U8_NAME = "output_u8"
 
 
 def _decode(x: np.ndarray) -> np.ndarray:
@@ -47,6 +51,8 @@ def _decode(x: np.ndarray) -> np.ndarray:
 
 def _encode(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """The graph's FP32 -> wire (UINT8 rounds and clips; FP32/FP16 stay unclamped)."""
+    if y.dtype == dtype:  # output_u8 comes out of the graph as it goes on the wire
+        return y
     if dtype == np.uint8:
         return (np.clip(y, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return y.astype(dtype, copy=False)
@@ -58,27 +64,33 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         version_dir = Path(args["model_repository"]) / args["model_version"]
         onnx_path = version_dir / params.get("onnx_file", "model.onnx")
-        self.out_dtype = pb_utils.triton_string_to_numpy(config["output"][0]["data_type"])
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
-        opts.inter_op_num_threads = 1  # a sequential conv net: nothing to run side by side
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Instances of several models share the cores; spinning threads would steal them.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", params.get("allow_spinning", "0"))
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.out_dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"])
+                           for o in config["output"]}
+        self.runner = make_runner(params.get("runtime", "onnxruntime"), str(onnx_path),
+                                  int(params.get("intra_op_threads", "0")),
+                                  params.get("allow_spinning", "0") == "1")
         self.name = args["model_name"]
 
+    def _wanted(self, request) -> list[str]:  # noqa: ANN001 - pb_utils.InferenceRequest
+        names = [n for n in request.requested_output_names() if n in self.out_dtypes]
+        return names or list(self.out_dtypes)
+
     def execute(self, requests: list) -> list:
-        # The dynamic batcher hands over several requests; those of one shape run as one batch.
+        # The dynamic batcher hands over several requests; those of one shape run as one batch,
+        # computing every output any of them asked for.
         inputs = [pb_utils.get_input_tensor_by_name(r, INPUT_NAME).as_numpy() for r in requests]
+        wanted = [self._wanted(r) for r in requests]
         groups: dict[tuple, list[int]] = {}
         for i, x in enumerate(inputs):
             groups.setdefault(x.shape[1:], []).append(i)
         responses: list = [None] * len(requests)
         for indices in groups.values():
             batch = np.concatenate([inputs[i] for i in indices]) if len(indices) > 1 else inputs[indices[0]]
+            names = sorted({n for i in indices for n in wanted[i]})
+            # The wire-benchmark models carry one output whose dtype is converted here instead.
+            graph_names = [n if n in (OUTPUT_NAME, OUTPUT_U8_NAME) else OUTPUT_NAME for n in names]
             try:
-                y = self.session.run([OUTPUT_NAME], {INPUT_NAME: _decode(batch)})[0]
+                results = dict(zip(names, self.runner.run(_decode(batch), graph_names), strict=True))
             except Exception as exc:  # one bad group must not fail the others, nor the server
                 error = pb_utils.TritonError(f"{self.name}: inference failed for input {batch.shape}: {exc}")
                 for i in indices:
@@ -87,10 +99,12 @@ class TritonPythonModel:
             start = 0
             for i in indices:
                 n = inputs[i].shape[0]
-                out = np.ascontiguousarray(_encode(y[start:start + n], self.out_dtype))
-                responses[i] = pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT_NAME, out)])
+                tensors = [pb_utils.Tensor(name, np.ascontiguousarray(
+                    _encode(results[name][start:start + n], self.out_dtypes[name])))
+                    for name in wanted[i]]
+                responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
                 start += n
         return responses
 
     def finalize(self) -> None:
-        self.session = None
+        self.runner = None
