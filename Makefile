@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS ?= serve,train,export,loadtest,dev,deploy
 
-.PHONY: setup test serve lint repo clean
+.PHONY: setup test serve loadtest lint repo clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,17 @@ test: $(STAMP)
 
 serve: $(STAMP)
 	$(VENV)/bin/imdsr serve
+
+# Locust against Triton + gateway started on free loopback ports (or URL=http://127.0.0.1:8080, a
+# running one); reports in loadtest/results/<UTC time>/. SHAPE=constant|step, SCENARIOS=small,c4 ...
+URL       =
+USERS     ?= 4
+DURATION  ?= 60s
+SHAPE     ?= constant
+SCENARIOS ?=
+
+loadtest: $(STAMP)
+	$(PY) loadtest/run.py --users $(USERS) --duration $(DURATION) --shape $(SHAPE)$(if $(URL), --url '$(URL)')$(if $(SCENARIOS), --scenarios '$(SCENARIOS)')
 
 # The committed cpu model repository, from the shipped weights and export/serving.toml.
 # Deterministic: an up-to-date repository comes out byte-identical (tests/test_export_committed_repo.py).

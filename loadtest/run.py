@@ -1,27 +1,40 @@
-"""A bounded load run against a gateway on this machine (loopback only, fixed request count).
+"""Run the Locust load test headless and print requests/s, output megapixels/s and latency per scenario.
 
-    python loadtest/run.py --url http://127.0.0.1:8080 --requests 40 --concurrency 8 --size 128
+    python loadtest/run.py                                 # starts Triton + gateway on free ports
+    python loadtest/run.py --url http://127.0.0.1:8080 --users 8 --duration 2m --shape step
 
-Prints status counts, throughput and latency percentiles. It refuses non-loopback URLs: it is a
-benchmark for your own gateway, not a tool to point at other people's services.
+Without --url it starts Triton on the committed model_repository/ and the gateway on free loopback
+ports, and stops both afterwards. Reports (Locust CSV + HTML, logs, the summary) go to
+<results>/<UTC timestamp>/. Exits non-zero on any failure (non-200 other than 429/503 with
+Retry-After) or if no request succeeded. Loopback URLs only: it is a benchmark for your own
+gateway, not a tool to point at other people's services.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import io
+import contextlib
+import csv
 import ipaddress
-import statistics
+import os
+import re
+import subprocess
+import sys
 import time
-from collections import Counter
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
-import numpy as np
-from PIL import Image
+import scenarios  # loadtest/scenarios.py: this script's folder is on sys.path
 
-from imdsr.contract import DEFAULT_VARIANT
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
+READY_TIMEOUT_S = 120.0
 
 
 def _loopback(url: str) -> bool:
@@ -34,55 +47,163 @@ def _loopback(url: str) -> bool:
         return False
 
 
-def _png(size: int) -> bytes:
-    rng = np.random.default_rng(0)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
+def _seconds(span: str) -> int:
+    """``90``, ``20s``, ``2m``, ``1h30m`` -> seconds (what Locust's -t accepts)."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", span.strip())
+    if not span.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"duration {span!r}: e.g. 60, 60s, 2m, 1h30m")
+    h, m, s = (int(g or 0) for g in match.groups())
+    return h * 3600 + m * 60 + s
 
 
-async def run(url: str, requests: int, concurrency: int, image: bytes, model: str
-              ) -> tuple[Counter, list[float], float]:
-    gate = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-
-    async def one(client: httpx.AsyncClient) -> None:
-        async with gate:
-            start = time.perf_counter()
-            r = await client.post(f"{url}/upscale", content=image, params={"model": model},
-                                  headers={"Content-Type": "image/png"})
-            statuses[r.status_code] += 1
-            if r.status_code == 200:
-                latencies.append(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    async with httpx.AsyncClient(timeout=600) as client:
-        await asyncio.gather(*(one(client) for _ in range(requests)))
-    return statuses, latencies, time.perf_counter() - start
+def _wait_ready(url: str, gateway: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if gateway.poll() is not None:
+            raise RuntimeError(f"the gateway exited with code {gateway.returncode}")
+        with contextlib.suppress(urllib.error.URLError, OSError), \
+                urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"the gateway was not ready after {timeout_s:.0f} s")
 
 
-def main() -> None:
+@contextlib.contextmanager
+def local_service(logs: Path) -> Iterator[str]:
+    """Triton on the committed model repository and the gateway, on free loopback ports."""
+    from triton_host.launcher import TritonOptions, TritonServer, free_ports
+
+    http, grpc, metrics, port = free_ports(4)
+    options = TritonOptions(ROOT / "model_repository", http, grpc, metrics, host="127.0.0.1",
+                            exit_timeout_s=5)
+    print(f"starting Triton and the gateway (logs: {logs}/triton.log, gateway.log)", flush=True)
+    with (logs / "triton.log").open("ab") as triton_log, (logs / "gateway.log").open("ab") as gateway_log, \
+            TritonServer(options, log=triton_log) as triton:
+        gateway = subprocess.Popen(
+            [str(BIN / "imdsr"), "gateway", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, "IMDSR_TRITON_URL": triton.grpc_url},
+            stdin=subprocess.DEVNULL, stdout=gateway_log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_ready(url, gateway, READY_TIMEOUT_S)
+            yield url
+        finally:
+            gateway.terminate()
+            try:
+                gateway.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+                gateway.wait()
+
+
+def run_locust(url: str, args: argparse.Namespace, out: Path) -> int:
+    env = {**os.environ, "IMDSR_LOAD_SHAPE": args.shape, "IMDSR_LOAD_SCENARIOS": args.scenarios}
+    if args.step:
+        env["IMDSR_LOAD_STEP_S"] = str(args.step)
+    cmd = [str(BIN / "locust"), "-f", str(HERE / "locustfile.py"), "--headless", "--host", url,
+           "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration}s",
+           "--csv", str(out / "locust"), "--html", str(out / "report.html")]
+    print(f"running Locust: {args.users} users ({args.shape}) for {args.duration} s against {url}",
+          flush=True)
+    with (out / "locust.log").open("wb") as log:
+        return subprocess.run(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                              stderr=subprocess.STDOUT).returncode
+
+
+@dataclass
+class Row:
+    name: str
+    ok: int            # 200s
+    shed: int          # 429/503 with Retry-After
+    failures: int
+    rps: float         # 200s per second
+    mpix_s: float      # output megapixels per second
+    p50: str           # ms, as Locust reports them
+    p95: str
+    p99: str
+
+    def line(self) -> str:
+        return (f"{self.name:<30} {self.ok:>6} {self.shed:>5} {self.failures:>5} {self.rps:>8.2f} "
+                f"{self.mpix_s:>9.2f} {self.p50:>7} {self.p95:>7} {self.p99:>7}")
+
+
+HEADER = (f"{'scenario':<30} {'ok':>6} {'shed':>5} {'fail':>5} {'req/s':>8} {'out MP/s':>9} "
+          f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
+
+
+def summarize(stats_csv: Path, selected: tuple[scenarios.Scenario, ...], seconds: int) -> list[Row]:
+    """Per-scenario rows and a total, from Locust's ``*_stats.csv``; rates over the whole run
+    (Locust's own Requests/s stops at the last answer, and a large photo can take seconds)."""
+    stats = {r["Name"]: r for r in csv.DictReader(stats_csv.open())}
+    total = stats["Aggregated"]
+    rows = []
+    for s in selected:
+        row, shed = stats.get(s.name, {}), stats.get(s.name + scenarios.SHED_SUFFIX, {})
+        failures = int(row.get("Failure Count", 0)) + int(shed.get("Failure Count", 0))
+        ok = int(row.get("Request Count", 0)) - int(row.get("Failure Count", 0))
+        rows.append(Row(s.name, ok, int(shed.get("Request Count", 0)), failures, ok / seconds,
+                        ok * s.output_pixels / seconds / 1e6,
+                        *(row.get(p, "-") for p in ("50%", "95%", "99%"))))
+    rows.append(Row("total", sum(r.ok for r in rows), sum(r.shed for r in rows),
+                    int(total["Failure Count"]), sum(r.rps for r in rows), sum(r.mpix_s for r in rows),
+                    total["50%"], total["95%"], total["99%"]))
+    return rows
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--size", type=int, default=128, help="side of the synthetic PNG")
-    parser.add_argument("--model", default=DEFAULT_VARIANT)
+    parser.add_argument("--url", help="a running gateway (loopback); default: start one")
+    parser.add_argument("--users", type=int, default=4, help="concurrent users (step: the most)")
+    parser.add_argument("--duration", type=_seconds, default="60s", help="e.g. 20s, 2m")
+    parser.add_argument("--shape", choices=("constant", "step"), default="constant")
+    parser.add_argument("--step", type=float, help="step shape: seconds per user (default duration/users)")
+    parser.add_argument("--scenarios", default="", help="filter, e.g. small or small,c4 (default all)")
+    parser.add_argument("--results", type=Path, default=HERE / "results", help="reports go in a "
+                        "UTC-timestamped folder here")
     args = parser.parse_args()
-    if not _loopback(args.url):
-        raise SystemExit("loopback URLs only (127.0.0.1, ::1, localhost)")
-    if not 1 <= args.requests <= 10_000 or not 1 <= args.concurrency <= 256:
-        raise SystemExit("--requests 1..10000, --concurrency 1..256")
-    statuses, latencies, wall = asyncio.run(
-        run(args.url.rstrip("/"), args.requests, args.concurrency, _png(args.size), args.model))
-    print(f"{args.requests} requests, concurrency {args.concurrency}, {args.size}x{args.size} "
-          f"PNG, model {args.model}: statuses {dict(statuses)}")
-    if latencies:
-        q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
-        print(f"throughput {len(latencies) / wall:.2f} img/s; latency p50 "
-              f"{statistics.median(latencies):.2f} s, p95 {q[18]:.2f} s, max {max(latencies):.2f} s")
+    if args.url and not _loopback(args.url):
+        parser.error("loopback URLs only (127.0.0.1, ::1, localhost)")
+    if not 1 <= args.users <= 256 or args.duration < 1:
+        parser.error("--users 1..256, --duration at least 1 s")
+    try:
+        selected = scenarios.select(args.scenarios)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    out = args.results / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            url = args.url.rstrip("/") if args.url else stack.enter_context(local_service(out))
+        except (RuntimeError, OSError) as exc:  # Triton or the gateway did not start (TritonLaunchError too)
+            print(f"loadtest: {exc} (logs in {out})", file=sys.stderr)
+            return 1
+        code = run_locust(url, args, out)
+
+    stats_csv = out / "locust_stats.csv"
+    if not stats_csv.exists():
+        print(f"loadtest: Locust exited with {code} and wrote no statistics; see {out}/locust.log",
+              file=sys.stderr)
+        return 1
+    rows = summarize(stats_csv, selected, args.duration)
+    table = "\n".join([HEADER, *(r.line() for r in rows)])
+    (out / "summary.txt").write_text(table + "\n")
+    print(f"\n{table}\n\nlatency: Locust's rounded percentiles over 200s and failures (total: all "
+          f"answers); shed = 429/503 with Retry-After\nreports: {out}/report.html, {out}/locust_stats.csv")
+    total = rows[-1]
+    if total.failures or code != 0:
+        failures = out / "locust_failures.csv"
+        for f in list(csv.DictReader(failures.open()))[:5] if failures.exists() else []:
+            print(f"  {f['Occurrences']} x {f['Name']}: {f['Error'][:150]}", file=sys.stderr)
+        print(f"loadtest: FAILED: {total.failures} failure(s), Locust exit code {code}; "
+              f"see {failures} and {out}/locust.log", file=sys.stderr)
+        return 1
+    if total.ok == 0:
+        print("loadtest: FAILED: no request succeeded", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
