@@ -18,8 +18,10 @@ from imdsr.contract import SCALE, model_name
 from imdsr.imaging import codec
 from imdsr.imaging.pipeline import upscale
 from imdsr.imaging.resampling import outscale_size
+from imdsr.imaging.tiling import plan_tiles
 from imdsr.imaging.windows import TileTooLargeError, WindowLimits
 from service import errors
+from service.admission import Cost, WorkAdmission, estimate
 from service.limits import upscale_slot
 from service.metrics import (
     INPUT_PIXELS,
@@ -135,6 +137,16 @@ def _check_output(picture: codec.Picture, outscale: float | None, limit: int) ->
     return final
 
 
+def _cost(picture: codec.Picture, tile: int, final: tuple[int, int], variant: str,
+          settings: Settings, admission: WorkAdmission) -> Cost:
+    """What admitting this request commits: Triton seconds and gateway bytes (service/admission.py)."""
+    plan = plan_tiles(picture.height, picture.width, tile, settings.tile_context)
+    rate = admission.rate(variant, settings.seconds_per_mpx.get(variant, settings.default_seconds_per_mpx))
+    channels = 3 + (picture.alpha is not None)
+    return estimate(plan, channels, picture.bit_depth // 8, final[0] * final[1], rate,
+                    settings.tiles_in_flight, tile + 2 * settings.tile_context)
+
+
 def _tile_for(requested: int | None, settings: Settings, limits: WindowLimits | None) -> int:
     """The tile core to plan with: the request's if its windows fit the model, else a 422 naming
     the limit; by default the configured tile, shrunk to what the model accepts."""
@@ -191,36 +203,44 @@ async def upscale_image(
             INPUT_PIXELS.observe(picture.height * picture.width)
 
             eight_bit = picture.bit_depth == 8
+            admission: WorkAdmission = request.app.state.admission
+            cost = admission.admit(_cost(picture, tile, final, variant, settings, admission))
+            try:
 
-            async def infer(batch: np.ndarray) -> np.ndarray:
-                return await triton.infer(variant, batch, eight_bit)
+                async def infer(batch: np.ndarray) -> np.ndarray:
+                    return await triton.infer(variant, batch, eight_bit)
 
-            with timings.stage("infer"):
-                result = await upscale(
-                    picture, infer, tile=tile,
-                    context=settings.tile_context, in_flight=settings.tiles_in_flight,
-                    outscale=options.outscale)
-            TILES.observe(result.tiles)
-            OUTPUT_PIXELS.observe(final[0] * final[1])
+                with timings.stage("infer"):
+                    result = await upscale(
+                        picture, infer, tile=tile,
+                        context=settings.tile_context, in_flight=settings.tiles_in_flight,
+                        outscale=options.outscale)
+                admission.observe(variant, cost, timings.seconds["infer"])
+                TILES.observe(result.tiles)
+                OUTPUT_PIXELS.observe(final[0] * final[1])
 
-            fmt = (options.format or codec.from_accept(request.headers.get("accept"))
-                   or codec.default_format(picture.source_format))
-            quality = options.quality or (
-                settings.jpeg_quality if fmt is codec.OutputFormat.JPEG else settings.webp_quality)
-            with timings.stage("encode"):
-                body = await asyncio.to_thread(
-                    codec.encode, result.picture, fmt, quality, options.png or settings.png)
+                fmt = (options.format or codec.from_accept(request.headers.get("accept"))
+                       or codec.default_format(picture.source_format))
+                quality = options.quality or (
+                    settings.jpeg_quality if fmt is codec.OutputFormat.JPEG else settings.webp_quality)
+                with timings.stage("encode"):
+                    body = await asyncio.to_thread(
+                        codec.encode, result.picture, fmt, quality, options.png or settings.png)
+                out = result.picture
+                tiles, out_w, out_h, out_bits = result.tiles, out.width, out.height, out.bit_depth
+                del result, out  # the full-size planes go now; only the encoded body stays
+            finally:
+                admission.release(cost)
     except TimeoutError as exc:
         raise errors.RequestTimeoutError(
             f"request took longer than {settings.request_timeout_s} s") from exc
     RESPONSE_BYTES.observe(len(body))
-    out = result.picture
     headers = {
         "X-Model": variant,
         "X-Input-Size": f"{picture.width}x{picture.height}",
-        "X-Output-Size": f"{out.width}x{out.height}",
-        "X-Tiles": str(result.tiles),
-        "X-Bit-Depth": str(out.bit_depth if fmt is codec.OutputFormat.PNG else 8),
+        "X-Output-Size": f"{out_w}x{out_h}",
+        "X-Tiles": str(tiles),
+        "X-Bit-Depth": str(out_bits if fmt is codec.OutputFormat.PNG else 8),
         "Server-Timing": timings.header(),
     }
     return Response(body, media_type=fmt.content_type, headers=headers)

@@ -9,10 +9,11 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from service import errors
+from service.admission import WorkAdmission
 from service.api import router
 from service.limits import ConcurrencyLimit
 from service.observe import RequestMetrics
-from service.settings import Settings, get_settings
+from service.settings import Settings, get_settings, memory_budget
 from service.triton_client import TritonClient
 
 DESCRIPTION = """
@@ -46,6 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="imdsr", version=_version(), description=DESCRIPTION,
                   lifespan=lifespan)
     app.state.limit = ConcurrencyLimit(settings.max_concurrent_requests, settings.retry_after_s)
+    app.state.admission = WorkAdmission(
+        tile_deadline_s=settings.triton_timeout_s, request_deadline_s=settings.request_timeout_s,
+        memory_budget=memory_budget(settings), parallelism=settings.triton_parallelism,
+        in_flight=settings.tiles_in_flight, retry_after_s=settings.retry_after_s)
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     app.add_middleware(RequestMetrics)

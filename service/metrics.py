@@ -39,3 +39,7 @@ TRITON_INFER_SECONDS = Histogram(f"{NAMESPACE}_triton_infer_duration_seconds",
                                  "Round trip of one tile inference", ["model"],
                                  buckets=LATENCY_BUCKETS)
 REJECTED = Counter(f"{NAMESPACE}_rejected_requests", "Requests refused by a limit", ["reason"])
+ADMITTED_SECONDS = Gauge(f"{NAMESPACE}_admitted_work_seconds",
+                         "Estimated Triton seconds of the requests admitted and not finished")
+ADMITTED_BYTES = Gauge(f"{NAMESPACE}_admitted_memory_bytes",
+                       "Estimated gateway memory of the requests admitted and not finished")

@@ -104,10 +104,20 @@ def test_multipart_without_image_field(client: TestClient) -> None:
 
 
 def test_request_timeout(triton_server) -> None:  # noqa: ANN001
-    app = _app(triton_server, default_model="c16nla", request_timeout_s=0.05)
+    # An estimate that says "fast" gets the request admitted; the deadline then ends it with 504.
+    app = _app(triton_server, default_model="c16nla", request_timeout_s=0.05,
+               seconds_per_mpx={"c16nla": 1e-6})
     with TestClient(app) as c:
         r = c.post("/upscale", content=_png(160, 160), headers={"Content-Type": "image/png"})
     assert r.status_code == 504 and r.json()["error"] == "request_timeout"
+
+
+def test_request_that_cannot_finish_in_time_is_refused_up_front(triton_server) -> None:  # noqa: ANN001
+    app = _app(triton_server, default_model="c16nla", request_timeout_s=0.05)
+    with TestClient(app) as c:
+        r = c.post("/upscale", content=_png(160, 160), headers={"Content-Type": "image/png"})
+    assert r.status_code == 413 and r.json()["error"] == "image_too_large"
+    assert "model time" in r.json()["detail"]
 
 
 def test_health_ready_models_metrics(client: TestClient) -> None:

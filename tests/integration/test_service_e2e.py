@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -16,11 +14,10 @@ import imagecodecs
 import numpy as np
 import pytest
 import tifffile
-import uvicorn
 from PIL import Image
 
-from service.app import create_app
 from service.settings import Settings
+from tests.support.gateway import Gateway
 from triton_host.launcher import free_ports
 
 pytestmark = pytest.mark.triton
@@ -28,28 +25,6 @@ pytestmark = pytest.mark.triton
 RNG = np.random.default_rng(0)
 H, W = 21, 26  # neither a multiple of 4 nor of 32
 SMALL = "c4"
-
-
-class Gateway:
-    def __init__(self, settings: Settings) -> None:
-        (port,) = free_ports(1)
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Gateway:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "gateway did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

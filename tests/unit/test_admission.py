@@ -1,0 +1,84 @@
+"""Admission by work and memory, without a Triton: the arithmetic and the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imdsr.imaging.tiling import plan_tiles
+from service import admission as adm
+from service.admission import Cost, WorkAdmission, cgroup_memory_limit, estimate
+from service.errors import ImageTooLargeError, TooManyRequestsError
+
+
+def _gate(**kw: float) -> WorkAdmission:
+    args = {"tile_deadline_s": 10.0, "request_deadline_s": 100.0, "memory_budget": 1 << 30,
+            "parallelism": 1, "in_flight": 4, "retry_after_s": 1} | kw
+    return WorkAdmission(**args)  # type: ignore[arg-type]
+
+
+def test_estimate_counts_overlap_channels_and_outscale() -> None:
+    plan = plan_tiles(1536, 2048, 256, 32)  # the largest input, 8192x6144 out
+    out_pixels = 8192 * 6144
+    cost = estimate(plan, 3, 1, out_pixels, seconds_per_mpx=0.3, in_flight=4, window=320)
+    assert cost.tiles == len(plan) == 48
+    assert cost.output_mpx == pytest.approx(plan.computed_pixels * 16 / 1e6)
+    assert cost.seconds == pytest.approx(cost.output_mpx * 0.3)
+    out_bytes = out_pixels * 3
+    assert 2 * out_bytes < cost.memory < 2.5 * out_bytes  # about 2x the output, as measured
+    rgba16 = estimate(plan, 4, 2, out_pixels, 0.3, 4, 320)
+    assert rgba16.memory > 2.5 * cost.memory
+    half = estimate(plan, 3, 1, out_pixels // 4, 0.3, 4, 320)  # outscale 2: x4 and the resize
+    assert half.memory > cost.memory
+
+
+def test_work_is_admitted_until_the_tile_deadline_then_429_with_retry_after() -> None:
+    gate = _gate(tile_deadline_s=9.0)
+    cost = Cost(seconds=2.0, seconds_per_tile=0.5, tiles=4, memory=1 << 20, output_mpx=6.0)
+    admitted = [gate.admit(cost) for _ in range(3)]  # then 6 s ahead + 2 s own > 7.2 s (80% of 9)
+    assert admitted[0].alone and not admitted[1].alone
+    with pytest.raises(TooManyRequestsError) as refused:
+        gate.admit(cost)
+    assert int(refused.value.headers["Retry-After"]) >= 1
+    gate.release(admitted[0])
+    gate.admit(cost)  # room again once work finishes
+    assert gate.seconds == pytest.approx(6.0)
+
+
+def test_memory_budget_and_requests_too_big_for_any_budget() -> None:
+    gate = _gate(memory_budget=100)
+    small = Cost(0.1, 0.1, 1, 60)
+    gate.admit(small)
+    with pytest.raises(TooManyRequestsError, match="memory"):
+        gate.admit(small)
+    with pytest.raises(ImageTooLargeError, match="memory budget"):
+        gate.admit(Cost(0.1, 0.1, 1, 101))
+    with pytest.raises(ImageTooLargeError, match="model time"):
+        _gate(request_deadline_s=1.0).admit(Cost(5.0, 0.1, 50, 1))
+
+
+def test_rate_is_learnt_from_lone_requests_only() -> None:
+    gate = _gate()
+    lone = gate.admit(Cost(1.0, 1.0, 1, 1, output_mpx=2.0))
+    busy = gate.admit(Cost(1.0, 1.0, 1, 1, output_mpx=2.0))
+    gate.observe("c4", busy, infer_seconds=9.0)  # queued behind the other: not the model's speed
+    assert gate.rate("c4", 0.3) == 0.3
+    gate.observe("c4", lone, infer_seconds=0.2)
+    assert gate.rate("c4", 0.3) == pytest.approx(0.1)
+    gate.release(lone)
+    gate.release(busy)
+    icon = gate.admit(Cost(0.01, 0.01, 1, 1, output_mpx=0.01))  # overhead-bound: not learnt from
+    gate.observe("c4", icon, infer_seconds=0.05)
+    assert gate.rate("c4", 0.3) == pytest.approx(0.1)
+
+
+def test_cgroup_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    v2, v1 = tmp_path / "memory.max", tmp_path / "limit_in_bytes"
+    monkeypatch.setattr(adm, "CGROUP_LIMITS", (v2, v1))
+    assert cgroup_memory_limit() is None
+    v2.write_text("max\n")
+    v1.write_text(f"{2 << 30}\n")
+    assert cgroup_memory_limit() == 2 << 30
+    v2.write_text(f"{1 << 30}\n")
+    assert cgroup_memory_limit() == 1 << 30
