@@ -316,7 +316,8 @@ def encode(
     if picture.gray and fmt is not OutputFormat.WEBP:  # WebP has no grayscale mode
         image = Image.fromarray(_gray_of(color), "L")
     elif alpha is not None:
-        image = Image.fromarray(np.dstack([color, alpha]), "RGBA")
+        rgba = _interleaved(picture) if picture.bit_depth == 8 else None
+        image = Image.fromarray(rgba if rgba is not None else np.dstack([color, alpha]), "RGBA")
     else:
         image = Image.fromarray(color, "RGB")
     options: dict[str, object] = {}
@@ -330,10 +331,23 @@ def encode(
     return buffer.getvalue()
 
 
+def _interleaved(picture: Picture) -> np.ndarray | None:
+    """The HxWx4 buffer colour and alpha are views of, when they are (the pipeline's output)."""
+    base = picture.color.base
+    if (picture.alpha is not None and base is not None and picture.alpha.base is base
+            and base.shape == (*picture.color.shape[:2], 4)):
+        return base
+    return None
+
+
 def _png(picture: Picture, mode: PngMode) -> bytes:
     """PNG of any bit depth through libpng (imagecodecs): grey, alpha and ICC kept, 16-bit exact."""
     color = _gray_of(picture.color)[..., None] if picture.gray else picture.color
-    planes = color if picture.alpha is None else np.dstack([color, picture.alpha])
+    rgba = None if picture.gray else _interleaved(picture)
+    if rgba is not None:
+        planes = rgba
+    else:
+        planes = color if picture.alpha is None else np.dstack([color, picture.alpha])
     if planes.shape[2] == 1:
         planes = planes[..., 0]
     planes = np.ascontiguousarray(planes)

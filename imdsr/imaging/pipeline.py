@@ -38,16 +38,17 @@ async def run_tiles(
     infer: TileInfer,
     in_flight: int,
     scale: int = SCALE,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Run every tile of ``plan`` with at most ``in_flight`` at once; stitch into a new array of
-    the image's dtype (uint8/uint16 rounded, float32 clamped to [0, 1]).
+    """Run every tile of ``plan`` with at most ``in_flight`` at once; stitch into ``out`` (default:
+    a new array of the image's dtype; uint8/uint16 rounded, float32 clamped to [0, 1]).
 
     Tiles go one per call, several at once, so that Triton's dynamic batcher can batch tiles of
     this request with each other and with other requests'. On the first failure the remaining
     tiles are cancelled (TaskGroup) and that error propagates.
     """
     h, w, c = image.shape
-    output = np.empty((h * scale, w * scale, c), dtype=image.dtype)
+    output = np.empty((h * scale, w * scale, c), dtype=image.dtype) if out is None else out
     gate = asyncio.Semaphore(in_flight)
 
     async def one(tile: Tile) -> None:
@@ -98,12 +99,17 @@ async def upscale(
     outscale: float | None = None,
 ) -> UpscaleResult:
     plan = plan_tiles(picture.height, picture.width, tile, context)
-    color = await run_tiles(picture.color, plan, infer, in_flight)
     size = (picture.height * SCALE, picture.width * SCALE)
-    alpha = picture.alpha
-    if alpha is not None:
+    if picture.alpha is None:
+        color, alpha = await run_tiles(picture.color, plan, infer, in_flight), None
+    else:
+        # Colour and alpha share one interleaved buffer: the encoder takes it as it is, with no
+        # full-size copy to put the planes together.
+        planes = np.empty((*size, 4), dtype=picture.color.dtype)
+        color, alpha = planes[..., :3], planes[..., 3]
+        await run_tiles(picture.color, plan, infer, in_flight, out=color)
         # Alpha is not an image the network knows; a smooth interpolation suits masks best.
-        alpha = await asyncio.to_thread(resize_plane, alpha, size, BICUBIC)
+        alpha[...] = await asyncio.to_thread(resize_plane, picture.alpha, size, BICUBIC)
     if outscale is not None and outscale != SCALE:
         final = outscale_size(picture.height, picture.width, outscale)
         color = await asyncio.to_thread(resize_image, color, final, LANCZOS)
