@@ -206,7 +206,48 @@ def bench_service(
     typer.echo(f"\nwrote {out / 'service.md'}, {out / 'service.json'}, {chart}")
 
 
+def bench_memory(
+    variant: Annotated[str, typer.Option(help="model (c4: the memory is the gateway's, not the model's)")
+                       ] = "c4",
+    weights: Annotated[Path | None, typer.Option(help="weights (default: shipped)")] = None,
+    burst: Annotated[int, typer.Option(help="concurrent largest requests")] = 8,
+    budget_mib: Annotated[int, typer.Option(help="gateway memory budget, MiB (60% of a 2 GiB pod)")] = 1228,
+) -> None:
+    """Gateway peak memory per request size (JPEG in, PNG out) and under a burst of the largest."""
+    import shutil
+    import tempfile
+
+    from bench.memory import format_rows, measure, photo_jpeg, stack
+    from export.repo import ModelSource, write_repository
+    from export.serving import load_serving
+    from training.weights.store import WeightsError, shipped_weights
+
+    check_variant(variant)
+    try:
+        weights = weights or shipped_weights(variant)
+    except WeightsError as exc:
+        raise fail(str(exc)) from exc
+    work = Path(tempfile.mkdtemp(prefix="imdsr-bench-memory-"))
+    try:
+        repo = work / "repo"
+        write_repository(repo, "cpu", [ModelSource(variant, weights)], load_serving())
+        env = {"IMDSR_MEMORY_BUDGET_BYTES": str(budget_mib << 20)}
+        rows = []
+        params = {"model": variant, "format": "png"}
+        with stack(repo, variant, work, env) as (pid, url):
+            for w, h in ((512, 384), (1024, 768), (2048, 1536)):
+                rows.append(measure(pid, url, photo_jpeg(w, h), (w, h), 1, "one request", params))
+                typer.echo(f"{w}x{h} measured", err=True)
+            rows.append(measure(pid, url, photo_jpeg(2048, 1536), (2048, 1536), burst,
+                                f"{burst} at once", params))
+        typer.echo(f"{variant}, JPEG in, PNG out, memory budget {budget_mib} MiB\n")
+        typer.echo(format_rows(rows))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    bench_app.command("memory")(bench_memory)
     bench_app.command("service")(bench_service)
     bench_app.command("model")(bench_model)
     bench_app.command("tiling")(bench_tiling)

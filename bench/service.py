@@ -178,15 +178,16 @@ async def service_levels(url: str, png: bytes, variant: str, out_pixels: int,
 
 
 @contextmanager
-def gateway(triton_grpc: str, variant: str, log: Path):  # noqa: ANN201 - Iterator[str]
-    """``imdsr gateway`` in its own process, as deployed; yields its URL once it is ready."""
+def gateway(triton_grpc: str, variant: str, log: Path,  # noqa: ANN201 - Iterator[tuple[int, str]]
+            extra_env: dict[str, str] | None = None):
+    """``imdsr gateway`` in its own process, as deployed; yields (its pid, its URL) once ready."""
     import httpx
 
     from triton_host.launcher import free_ports
 
     (port,) = free_ports(1)
     env = {**os.environ, "IMDSR_TRITON_URL": triton_grpc, "IMDSR_DEFAULT_MODEL": variant,
-           "IMDSR_MAX_CONCURRENT_REQUESTS": "64"}
+           "IMDSR_MAX_CONCURRENT_REQUESTS": "64", **(extra_env or {})}
     exe = Path(sys.executable).parent / "imdsr"
     with log.open("ab") as handle:
         proc = subprocess.Popen([str(exe), "gateway", "--host", "127.0.0.1", "--port", str(port)],
@@ -203,7 +204,7 @@ def gateway(triton_grpc: str, variant: str, log: Path):  # noqa: ANN201 - Iterat
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gateway did not become ready; log: {log}")
             time.sleep(0.2)
-        yield url
+        yield proc.pid, url
     finally:
         proc.terminate()
         try:
@@ -274,7 +275,7 @@ def run_service_bench(b: ServiceBench, progress: Callable[[str], None] = print) 
         served = work / "served"
         write_repository(served, "cpu", [ModelSource(b.variant, b.weights)], cfg)
         with triton(served, work / "triton.log") as server, \
-                gateway(server.grpc_url, b.variant, work / "gateway.log") as url:
+                gateway(server.grpc_url, b.variant, work / "gateway.log") as (_, url):
             report.levels += asyncio.run(service_levels(url, png, b.variant, out_pixels,
                                                         list(b.concurrencies), b.rounds))
         progress(f"full service measured (runtime {cfg.cpu.runtime}, "
