@@ -99,7 +99,7 @@ EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2)"]
 ENTRYPOINT ["imdsr"]
-CMD ["triton", "--repo", "/opt/imdsr/model_repository", "--http-port", "8000", "--grpc-port", "8001", "--metrics-port", "8002"]
+CMD ["triton", "--host", "0.0.0.0", "--repo", "/opt/imdsr/model_repository", "--http-port", "8000", "--grpc-port", "8001", "--metrics-port", "8002"]
 
 # ---------------------------------------------------------------------------------------
 # native-repo: the committed CPU repository re-rendered for Triton's own CPU backends

@@ -6,7 +6,10 @@ nothing here imports torch, training or export.
 
 from __future__ import annotations
 
+import logging
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,16 +22,19 @@ from imdsr.contract import (
     DEFAULT_VARIANT,
 )
 from triton_host.cli import DEFAULT_REPO, RepoOpt
+from triton_host.launcher import RestartPolicy  # stdlib only
 
 if TYPE_CHECKING:
-    pass
+    import uvicorn
 
 
-HostOpt = Annotated[str, typer.Option(help="gateway bind address")]
+# Loopback unless told otherwise: a container (Dockerfile, k8s/) passes --host 0.0.0.0.
+HostOpt = Annotated[str, typer.Option(help="gateway bind address (0.0.0.0: every interface)")]
 PortOpt = Annotated[int, typer.Option(help="gateway port")]
+_POLICY = RestartPolicy()  # the defaults of the --triton-* supervision options
 
 
-def _run_gateway(host: str, port: int, triton_url: str | None = None) -> None:
+def _gateway_server(host: str, port: int, triton_url: str | None = None) -> uvicorn.Server:
     import uvicorn
 
     from service.app import create_app
@@ -38,42 +44,121 @@ def _run_gateway(host: str, port: int, triton_url: str | None = None) -> None:
     typer.echo(f"imdsr gateway: http://{host}:{port}  (Triton gRPC {settings.triton_url}, "
                f"docs at /docs)")
     # uvicorn handles SIGINT/SIGTERM: stops accepting, finishes requests, runs the lifespan end.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=30)
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info",
+                            timeout_graceful_shutdown=30)
+    return uvicorn.Server(config)
+
+
+def _run_gateway(host: str, port: int, triton_url: str | None = None) -> None:
+    server = _gateway_server(host, port, triton_url)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run: the server never started
+
+
+def _log_supervision() -> None:
+    """The supervisor's messages (triton_host.launcher logs to "imdsr.triton") on stderr."""
+    logger = logging.getLogger("imdsr.triton")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("imdsr serve [%(asctime)s]: %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def serve(
-    host: HostOpt = "0.0.0.0",
+    host: HostOpt = "127.0.0.1",
     port: PortOpt = DEFAULT_GATEWAY_PORT,
     repo: RepoOpt = DEFAULT_REPO,
     triton_http_port: int = DEFAULT_HTTP_PORT,
     triton_grpc_port: int = DEFAULT_GRPC_PORT,
     triton_metrics_port: int = DEFAULT_METRICS_PORT,
-    ready_timeout: Annotated[float, typer.Option(help="seconds to wait for Triton")] = 300.0,
+    ready_timeout: Annotated[float, typer.Option(
+        help="seconds Triton may take to be ready, at each start")] = _POLICY.ready_timeout_s,
+    triton_log: Annotated[Path | None, typer.Option(
+        help="append Triton's output to this file (default: this terminal); its last lines "
+             "are repeated when Triton dies")] = None,
+    triton_max_failures: Annotated[int, typer.Option(
+        min=1, envvar="IMDSR_TRITON_MAX_FAILURES",
+        help="give up (exit 1) at this many Triton failures within the window")] = _POLICY.max_failures,
+    triton_failure_window: Annotated[float, typer.Option(
+        min=0.001, envvar="IMDSR_TRITON_FAILURE_WINDOW_S",
+        help="seconds over which Triton failures are counted")] = _POLICY.failure_window_s,
+    triton_backoff: Annotated[float, typer.Option(
+        min=0.0, envvar="IMDSR_TRITON_BACKOFF_S",
+        help="seconds before restarting a dead Triton, doubled at each failure within the "
+             "window")] = _POLICY.backoff_s,
+    triton_backoff_max: Annotated[float, typer.Option(
+        min=0.0, envvar="IMDSR_TRITON_BACKOFF_MAX_S",
+        help="longest wait before a restart")] = _POLICY.backoff_max_s,
 ) -> None:
-    """Start Triton (CPU, the committed model repository) and the gateway; stop both on exit."""
-    from triton_host.launcher import TritonLaunchError, TritonOptions, TritonServer
+    """Start Triton (CPU, the committed model repository) and the gateway; stop both on exit.
 
+    Triton is supervised: when it dies it is restarted on the same ports after a backoff, and
+    after --triton-max-failures failures within --triton-failure-window seconds both stop and
+    the command exits with status 1.
+    """
+    from triton_host.launcher import TritonLaunchError, TritonOptions, TritonSupervisor
+
+    _log_supervision()
+    gateways: list[uvicorn.Server] = []  # the gateway, once it runs
+    stop_signals: list[int] = []
+
+    def on_give_up(_reason: str) -> None:  # from the supervisor's thread
+        for server in gateways:
+            server.should_exit = True  # uvicorn's main loop checks it every 0.1 s
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Before the gateway runs, and again once uvicorn (which handles them while it runs) has
+        # shut down and re-raised what it caught: a stop, never a crash.
+        stop_signals.append(signum)
+
+    policy = RestartPolicy(backoff_s=triton_backoff, backoff_max_s=triton_backoff_max,
+                           max_failures=triton_max_failures, failure_window_s=triton_failure_window,
+                           ready_timeout_s=ready_timeout)
     # Triton listens on loopback only: clients go through the gateway, which enforces limits.
-    server = TritonServer(TritonOptions(repo=repo, http_port=triton_http_port,
-                                        grpc_port=triton_grpc_port,
-                                        metrics_port=triton_metrics_port, host="127.0.0.1"))
-    typer.echo(f"imdsr serve: starting Triton on {repo}")
-    server.start()
+    options = TritonOptions(repo=repo, http_port=triton_http_port, grpc_port=triton_grpc_port,
+                            metrics_port=triton_metrics_port, host="127.0.0.1")
     try:
-        server.wait_ready(ready_timeout)
-        typer.echo(f"imdsr serve: Triton ready (grpc {server.grpc_url}, "
-                   f"metrics {server.metrics_url})")
-        _run_gateway(host, port, server.grpc_url)
+        supervisor = TritonSupervisor(options, policy, log_path=triton_log, on_give_up=on_give_up)
     except TritonLaunchError as exc:
         typer.echo(f"imdsr serve: {exc}", err=True)
         raise typer.Exit(1) from exc
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    typer.echo(f"imdsr serve: starting Triton on {repo} (restarted when it dies; gives up after "
+               f"{policy.max_failures} failures within {policy.failure_window_s:g} s)")
+    try:
+        try:
+            supervisor.start()
+        except TritonLaunchError as exc:
+            typer.echo(f"imdsr serve: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        while not supervisor.wait_ready(0.2):
+            if stop_signals or supervisor.gave_up.is_set() or not supervisor.running:
+                break
+        if supervisor.ready.is_set() and not stop_signals:
+            typer.echo(f"imdsr serve: Triton ready (grpc {supervisor.grpc_url}, "
+                       f"metrics {supervisor.metrics_url})")
+            server = _gateway_server(host, port, supervisor.grpc_url)
+            gateways.append(server)
+            if supervisor.gave_up.is_set():  # gave up before the line above
+                server.should_exit = True
+            server.run()
+            if not server.started and not supervisor.gave_up.is_set():
+                raise typer.Exit(3)
     finally:
         typer.echo("imdsr serve: stopping Triton")
-        server.stop()
+        supervisor.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if supervisor.gave_up.is_set():
+        typer.echo(f"imdsr serve: gave up on Triton, gateway stopped: {supervisor.give_up_reason}",
+                   err=True)
+        raise typer.Exit(1)
 
 
-def gateway(host: HostOpt = "0.0.0.0", port: PortOpt = DEFAULT_GATEWAY_PORT) -> None:
+def gateway(host: HostOpt = "127.0.0.1", port: PortOpt = DEFAULT_GATEWAY_PORT) -> None:
     """Run the gateway alone, against the Triton at IMDSR_TRITON_URL (gRPC host:port)."""
     _run_gateway(host, port)
 

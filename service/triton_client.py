@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, InferInput, InferRequestedOutput, KeepAliveOptions
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
@@ -28,6 +28,25 @@ from service.metrics import TRITON_ERRORS, TRITON_INFER_SECONDS
 READY_TTL_S = 2.0
 # How long a model's published window limit is trusted (a reload may change it).
 LIMITS_TTL_S = 30.0
+# gRPC reconnects a broken channel by itself, but its backoff grows to 120 s by default: a
+# Triton restarted after a long outage would go unused for up to two minutes. Capped here, the
+# gateway is back within about 2 s of Triton (requests meanwhile fail fast with 503).
+RECONNECT_BACKOFF_MS = (250, 2000)  # first, longest
+
+
+def channel_args() -> list[tuple[str, int]]:
+    """tritonclient's own channel defaults (which ``channel_args`` replaces) plus the backoff."""
+    keepalive = KeepAliveOptions()
+    return [
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[0]),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS[1]),
+    ]
 
 
 def classify(exc: InferenceServerException) -> errors.ApiError:
@@ -62,7 +81,7 @@ class TritonClient:
         self.url = url
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
-        self._client = InferenceServerClient(url)
+        self._client = InferenceServerClient(url, channel_args=channel_args())
         self._ready_until: dict[str, float] = {}
         self._limits: dict[str, tuple[float, WindowLimits | None]] = {}
 

@@ -24,7 +24,8 @@ def triton(
     http_port: Annotated[int, typer.Option(help="HTTP/REST port")] = DEFAULT_HTTP_PORT,
     grpc_port: Annotated[int, typer.Option(help="gRPC port")] = DEFAULT_GRPC_PORT,
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port")] = DEFAULT_METRICS_PORT,
-    host: Annotated[str, typer.Option(help="address to bind (127.0.0.1 for local only)")] = "0.0.0.0",
+    host: Annotated[str, typer.Option(help="address to bind (0.0.0.0: every interface, as in a "
+                                           "container)")] = "127.0.0.1",
     log_verbose: Annotated[int, typer.Option(help="Triton's --log-verbose level")] = 0,
     exit_timeout: Annotated[int, typer.Option(help="seconds to drain in-flight requests on stop")] = 30,
     ready_timeout: Annotated[float, typer.Option(help="seconds to wait for every model")] = 300.0,

@@ -5,6 +5,7 @@ No image is built here (no Docker daemon in CI); docs/DEPLOY.md says so.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
@@ -253,6 +254,29 @@ def test_gateway_image_carries_only_the_serve_extra_and_never_torch() -> None:
     for name in ("gateway", "triton-cpu"):
         text = " ".join(final_lines(name))
         assert "torch==" not in text and "[export]" not in text, name
+
+
+def _argv(instruction: str) -> list[str]:
+    """An ENTRYPOINT/CMD's words: exec form (JSON) or shell form."""
+    try:
+        return json.loads(instruction)
+    except ValueError:
+        return shlex.split(instruction)
+
+
+def test_imdsr_servers_in_images_listen_on_every_interface() -> None:
+    """`imdsr gateway|triton|serve` bind 127.0.0.1 unless told otherwise: an image must say 0.0.0.0."""
+    servers = []
+    for name in STAGES:
+        lines = final_lines(name)
+        entry = [_argv(line[len("ENTRYPOINT "):]) for line in lines if line.startswith("ENTRYPOINT ")]
+        cmd = [_argv(line[len("CMD "):]) for line in lines if line.startswith("CMD ")]
+        argv = (entry[-1] if entry else []) + (cmd[-1] if cmd else [])
+        if len(argv) > 1 and Path(argv[0]).name == "imdsr" and argv[1] in ("gateway", "triton", "serve"):
+            pairs = list(zip(argv, argv[1:], strict=False))
+            assert ("--host", "0.0.0.0") in pairs or "--host=0.0.0.0" in argv, f"{name}: {argv}"
+            servers.append(name)
+    assert {"gateway", "triton-cpu"} <= set(servers), servers
 
 
 def test_ports_and_commands() -> None:

@@ -241,6 +241,24 @@ def test_pods_are_locked_down(rendered: dict[str, list[dict]], overlay: str) -> 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_imdsr_servers_listen_on_every_interface(rendered: dict[str, list[dict]], overlay: str) -> None:
+    """`imdsr gateway|triton|serve` bind 127.0.0.1 unless told otherwise: a pod must say 0.0.0.0."""
+    servers = []
+    for deployment in find(rendered[overlay], "Deployment"):
+        for c in all_containers(deployment["spec"]["template"]["spec"]):
+            argv = [*c.get("command", []), *c.get("args", [])]
+            if c.get("command"):  # else the image's entrypoint runs, which is `imdsr` in ours
+                if Path(argv[0]).name != "imdsr":
+                    continue
+                argv = argv[1:]
+            if argv and argv[0] in ("gateway", "triton", "serve"):
+                pairs = list(zip(argv, argv[1:], strict=False))
+                assert ("--host", "0.0.0.0") in pairs or "--host=0.0.0.0" in argv, (overlay, c["name"], argv)
+                servers.append(c["name"])
+    assert "gateway" in servers and ("triton" in servers) == (overlay == "cpu"), (overlay, servers)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_only_the_gateway_and_prometheus_reach_triton(rendered: dict[str, list[dict]], overlay: str) -> None:
     objs = rendered[overlay]
     deny = one(objs, "NetworkPolicy", "imdsr-default-deny-ingress")["spec"]
