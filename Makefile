@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS ?= serve,train,export,loadtest,dev,deploy
 
-.PHONY: setup test serve loadtest lint repo clean
+.PHONY: setup test serve loadtest lint repo clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,21 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: $(STAMP)
+# Chromium + its driver for tests/integration/test_web_page.py (the web page in a real browser):
+# installed with apt where there is none and we are root; never fails the build (the test skips).
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver (apt) for tests/integration/test_web_page.py"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends chromium chromium-driver; } \
+	      || echo "note: could not install chromium; tests/integration/test_web_page.py will skip"; \
+	  else \
+	    echo "note: no chromedriver (needs root and apt-get to install it); test_web_page.py will skip"; \
+	  fi; \
+	} || true
+
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

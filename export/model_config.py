@@ -16,6 +16,7 @@ from imdsr.contract import (
     MAX_WINDOW_PARAM,
     OUTPUT_NAME,
     OUTPUT_U8_NAME,
+    WEIGHTS_PARAM,
     WIRE_DTYPE,
     model_name,
 )
@@ -88,7 +89,7 @@ def _native_params(runtime: str, threads: int) -> dict[str, str]:
 
 def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype: str = WIRE_DTYPE,
                  name: str | None = None, plans: dict[str, str] | None = None,
-                 native: bool = False) -> dict[str, Any]:
+                 native: bool = False, weights_sha256: str | None = None) -> dict[str, Any]:
     """The config message for ``variant`` on ``target``.
 
     ``wire_dtype`` other than the contract's FP32 exists for the wire benchmark (cpu only).
@@ -140,6 +141,8 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
     # The largest window this model accepts (the TensorRT profile's max on gpu/jetson): the
     # gateway reads it from Triton and never sends more (imdsr/imaging/windows.py).
     params[MAX_WINDOW_PARAM] = str(cfg.window_limits().max_side)
+    if weights_sha256:
+        params[WEIGHTS_PARAM] = weights_sha256
     msg["parameters"] = _params(params)
     msg["model_warmup"] = _warmup(cfg, target, wire_dtype)
     return msg

@@ -37,8 +37,9 @@ def write_native_repository(source: Path, out: Path, cfg: ServingConfig,
         for name in names:
             (tmp / name / "1").mkdir(parents=True)
             shutil.copyfile(source / name / "1" / ONNX_FILENAME, tmp / name / "1" / ONNX_FILENAME)
-            (tmp / name / "config.pbtxt").write_text(
-                render_model_config(variant_of(name), "cpu", cfg, native=True))
+            (tmp / name / "config.pbtxt").write_text(render_model_config(
+                variant_of(name), "cpu", cfg, native=True,
+                weights_sha256=manifest["models"][name].get("weights_sha256")))
         (tmp / MANIFEST).write_text(json.dumps(
             {"generated_by": "imdsr export native-repo", "source": str(source), "target": "cpu",
              "backend": cfg.cpu.runtime, "models": names}, indent=2, sort_keys=True) + "\n")

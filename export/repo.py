@@ -94,7 +94,8 @@ def _write_model(root: Path, src: ModelSource, target: Target, cfg: ServingConfi
             shutil.copyfile(plan, version_dir / plan.name)
             plans[cc] = plan.name
             files[plan.name] = version_dir / plan.name
-    (root / name / "config.pbtxt").write_text(render_model_config(src.variant, target, cfg, plans=plans))
+    (root / name / "config.pbtxt").write_text(render_model_config(
+        src.variant, target, cfg, plans=plans, weights_sha256=result.provenance.weights_sha256))
     return {
         "variant": src.variant,
         "weights": _display_path(src.weights),
@@ -183,7 +184,8 @@ def _check_model(model_dir: Path, src: ModelSource, entry: dict, cfg: ServingCon
         if prov.get("weights_sha256") != file_sha256(weights) or prov.get("variant") != variant:
             problems.append(f"{name}/1/{ONNX_FILENAME}: metadata names other weights or variant")
     config = model_dir / "config.pbtxt"
-    if not config.exists() or config.read_text() != render_model_config(variant, "cpu", cfg):
+    rendered = render_model_config(variant, "cpu", cfg, weights_sha256=file_sha256(weights))
+    if not config.exists() or config.read_text() != rendered:
         problems.append(f"{name}/config.pbtxt differs from what export/serving.toml renders")
     for source in BACKEND_FILES:
         copy = model_dir / "1" / source.name

@@ -19,6 +19,9 @@ DEFAULT_VARIANT = "c16nla"
 # config.pbtxt parameter: the largest window side (LR px) the model accepts on this target. The
 # gateway reads it from Triton and sizes its tiles by it (imdsr/imaging/windows.py).
 MAX_WINDOW_PARAM = "imdsr_max_window"
+# config.pbtxt parameter: SHA-256 of the weights the model was exported from (ETags name results
+# by it, so new weights never answer with a cached result of the old ones).
+WEIGHTS_PARAM = "imdsr_weights_sha256"
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001

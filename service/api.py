@@ -16,12 +16,13 @@ from pydantic import ValidationError
 
 from imdsr.contract import SCALE, model_name
 from imdsr.imaging import codec
-from imdsr.imaging.pipeline import upscale
-from imdsr.imaging.resampling import outscale_size
+from imdsr.imaging.geometry import FinalSize, final_size
+from imdsr.imaging.pipeline import AlphaMode, upscale
 from imdsr.imaging.tiling import plan_tiles
 from imdsr.imaging.windows import TileTooLargeError, WindowLimits
 from service import errors
 from service.admission import Cost, WorkAdmission, estimate
+from service.conventions import etag, key_accepted, matches
 from service.limits import upscale_slot
 from service.metrics import (
     INPUT_PIXELS,
@@ -37,9 +38,22 @@ from service.settings import Settings, get_settings
 from service.triton_client import TritonClient
 from service.upload import read_upload
 
-router = APIRouter()
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# Response headers a browser page on another origin may read (CORS).
+EXPOSED_HEADERS = ["X-Model", "X-Input-Size", "X-Output-Size", "X-Tiles", "X-Bit-Depth", "X-Request-ID",
+                   "Server-Timing", "Retry-After"]
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """With ``IMDSR_API_KEYS`` set, the API answers only requests that carry one (X-API-Key)."""
+    if settings.api_keys and not key_accepted(request.headers.get("x-api-key"),
+                                              tuple(settings.api_keys)):
+        raise errors.UnauthorizedError("missing or unknown API key (header X-API-Key)",
+                                       headers={"WWW-Authenticate": "X-API-Key"})
+
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+open_router = APIRouter()
 
 
 def get_triton(request: Request) -> TritonClient:
@@ -125,11 +139,13 @@ def _decode(data: bytes, max_pixels: int) -> codec.Picture:
         raise errors.CorruptImageError(str(exc)) from exc
 
 
-def _check_output(picture: codec.Picture, outscale: float | None, limit: int) -> tuple[int, int]:
-    """Final (height, width); the x4 intermediate counts too, as it is what sits in memory."""
+def _final(picture: codec.Picture, options: UpscaleOptions, limit: int) -> FinalSize:
+    """Where the picture ends up; the x4 intermediate counts against the limit too, as it is what
+    sits in memory."""
     h, w = picture.height, picture.width
-    final = outscale_size(h, w, outscale) if outscale else (h * SCALE, w * SCALE)
-    biggest = max(final[0] * final[1], h * w * SCALE * SCALE)
+    final = final_size(h, w, outscale=options.outscale, target_width=options.width,
+                       target_height=options.height, fit=options.fit)
+    biggest = max(final.resize[0] * final.resize[1], h * w * SCALE * SCALE)
     if biggest > limit:
         REJECTED.labels(reason="output_pixels").inc()
         raise errors.ImageTooLargeError(
@@ -137,13 +153,34 @@ def _check_output(picture: codec.Picture, outscale: float | None, limit: int) ->
     return final
 
 
-def _cost(picture: codec.Picture, tile: int, final: tuple[int, int], variant: str,
+def _unknown_query(request: Request) -> None:
+    """A misspelt option would silently do nothing: name it instead."""
+    unknown = sorted(set(request.query_params) - set(UpscaleOptions.model_fields))
+    if unknown:
+        raise errors.InvalidParameterError(
+            [{"loc": ["query", name], "msg": "unknown parameter; known: "
+              + ", ".join(UpscaleOptions.model_fields)} for name in unknown])
+
+
+def _check_format_fits(fmt: codec.OutputFormat, final: tuple[int, int]) -> None:
+    """Refuse before any work an output the format cannot hold (WebP: 16383 px a side)."""
+    limit = codec.MAX_SIDE.get(fmt)
+    if limit is not None and max(final) > limit:
+        REJECTED.labels(reason="format_side").inc()
+        raise errors.ImageTooLargeError(
+            f"the output would be {final[1]}x{final[0]}; {fmt.value} holds at most {limit} px a side: "
+            "ask for png, or a smaller outscale, width or height")
+
+
+def _cost(picture: codec.Picture, tile: int, final: FinalSize, options: UpscaleOptions, variant: str,
           settings: Settings, admission: WorkAdmission) -> Cost:
     """What admitting this request commits: Triton seconds and gateway bytes (service/admission.py)."""
     plan = plan_tiles(picture.height, picture.width, tile, settings.tile_context)
     rate = admission.rate(variant, settings.seconds_per_mpx.get(variant, settings.default_seconds_per_mpx))
+    if picture.alpha is not None and options.alpha is AlphaMode.MODEL:
+        rate *= 2  # the alpha plane goes through the network too
     channels = 3 + (picture.alpha is not None)
-    return estimate(plan, channels, picture.bit_depth // 8, final[0] * final[1], rate,
+    return estimate(plan, channels, picture.bit_depth // 8, final.resize[0] * final.resize[1], rate,
                     settings.tiles_in_flight, tile + 2 * settings.tile_context)
 
 
@@ -185,6 +222,7 @@ async def upscale_image(
     triton: TritonDep,
 ) -> Response:
     timings = Timings()
+    _unknown_query(request)
     try:
         async with asyncio.timeout(settings.request_timeout_s):
             with timings.stage("read"):
@@ -195,16 +233,30 @@ async def upscale_image(
             request.state.model = variant
             await triton.require_ready(variant)
             tile = _tile_for(options.tile, settings, await triton.window_limits(variant))
+            # The same input, options and weights give the same bytes: a strong tag, and a 304
+            # before any work for a client that has them.
+            accept = request.headers.get("accept")
+            tag = etag(upload.data, {**options.output_options(), "model": variant,
+                                     "accept": None if options.format else codec.from_accept(accept)},
+                       await triton.weights_digest(variant))
+            cache_headers = {"ETag": tag, "Cache-Control": settings.cache_control}
+            if options.format is None:
+                cache_headers["Vary"] = "Accept"
+            if matches(request.headers.get("if-none-match"), tag):
+                return Response(status_code=304, headers=cache_headers)
 
             with timings.stage("decode"):
                 picture = await asyncio.to_thread(_decode, upload.data, settings.max_input_pixels)
             del upload  # the encoded input is not needed any more
-            final = _check_output(picture, options.outscale, settings.max_output_pixels)
+            final = _final(picture, options, settings.max_output_pixels)
+            fmt = (options.format or codec.from_accept(accept)
+                   or codec.default_format(picture.source_format))
+            _check_format_fits(fmt, final.size)
             INPUT_PIXELS.observe(picture.height * picture.width)
 
             eight_bit = picture.bit_depth == 8
             admission: WorkAdmission = request.app.state.admission
-            cost = admission.admit(_cost(picture, tile, final, variant, settings, admission))
+            cost = admission.admit(_cost(picture, tile, final, options, variant, settings, admission))
             try:
 
                 async def infer(batch: np.ndarray) -> np.ndarray:
@@ -214,18 +266,19 @@ async def upscale_image(
                     result = await upscale(
                         picture, infer, tile=tile,
                         context=settings.tile_context, in_flight=settings.tiles_in_flight,
-                        outscale=options.outscale)
+                        final=final, alpha_mode=options.alpha)
                 admission.observe(variant, cost, timings.seconds["infer"])
                 TILES.observe(result.tiles)
-                OUTPUT_PIXELS.observe(final[0] * final[1])
+                OUTPUT_PIXELS.observe(final.pixels)
 
-                fmt = (options.format or codec.from_accept(request.headers.get("accept"))
-                       or codec.default_format(picture.source_format))
-                quality = options.quality or (
-                    settings.jpeg_quality if fmt is codec.OutputFormat.JPEG else settings.webp_quality)
+                quality = options.quality or {
+                    codec.OutputFormat.JPEG: settings.jpeg_quality,
+                    codec.OutputFormat.WEBP: settings.webp_quality,
+                    codec.OutputFormat.AVIF: settings.avif_quality}.get(fmt)
                 with timings.stage("encode"):
                     body = await asyncio.to_thread(
-                        codec.encode, result.picture, fmt, quality, options.png or settings.png)
+                        codec.encode, result.picture, fmt, quality, options.png or settings.png,
+                        options.metadata)
                 out = result.picture
                 tiles, out_w, out_h, out_bits = result.tiles, out.width, out.height, out.bit_depth
                 del result, out  # the full-size planes go now; only the encoded body stays
@@ -242,16 +295,17 @@ async def upscale_image(
         "X-Tiles": str(tiles),
         "X-Bit-Depth": str(out_bits if fmt is codec.OutputFormat.PNG else 8),
         "Server-Timing": timings.header(),
+        **cache_headers,
     }
     return Response(body, media_type=fmt.content_type, headers=headers)
 
 
-@router.get("/healthz", response_model=Health, summary="The process is alive")
+@open_router.get("/healthz", response_model=Health, summary="The process is alive")
 async def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz", response_model=Readiness, summary="Triton reachable, default model ready",
+@open_router.get("/readyz", response_model=Readiness, summary="Triton reachable, default model ready",
             responses={503: {"model": Readiness}})
 async def readyz(settings: SettingsDep, triton: TritonDep) -> JSONResponse:
     live = await triton.server_live()
@@ -272,6 +326,6 @@ async def models(settings: SettingsDep, triton: TritonDep) -> ModelList:
     ])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@open_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from service import errors
 from service.admission import WorkAdmission
-from service.api import router
+from service.api import EXPOSED_HEADERS, open_router, router
 from service.limits import ConcurrencyLimit
 from service.observe import RequestMetrics
 from service.settings import Settings, get_settings, memory_budget
@@ -22,6 +26,17 @@ DESCRIPTION = """
 `POST /upscale` takes an image (raw body or multipart field `image`) and returns it upscaled.
 Every error is JSON: `{"error": code, "detail": ...}`.
 """
+
+# The web page (GET /, assets under /static): plain files, nothing loaded from other sites, which
+# the Content-Security-Policy of the page enforces in the browser.
+STATIC = Path(__file__).parent / "static"
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 
 
 def _version() -> str:
@@ -53,6 +68,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         in_flight=settings.tiles_in_flight, retry_after_s=settings.retry_after_s)
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
+    if settings.cors_origins:  # off unless origins are listed: browsers then call the API directly
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["*"],
+                           expose_headers=[*EXPOSED_HEADERS, "ETag"])
+    # outermost: every response, errors included, carries its request id and is counted
     app.add_middleware(RequestMetrics)
     app.include_router(router)
+    app.include_router(open_router)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+    # a Mount is never in the OpenAPI schema
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -163,30 +164,91 @@ def gateway(host: HostOpt = "127.0.0.1", port: PortOpt = DEFAULT_GATEWAY_PORT) -
     _run_gateway(host, port)
 
 
+class FitMode(StrEnum):
+    """How --width and --height together shape the result (the gateway's ``fit``)."""
+
+    INSIDE = "inside"
+    COVER = "cover"
+    FILL = "fill"
+
+
+class FormatChoice(StrEnum):
+    """The gateway's output formats (``format``)."""
+
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+    AVIF = "avif"
+
+
 def upscale(
     url: Annotated[str, typer.Argument(help="gateway base URL, e.g. http://127.0.0.1:8080")],
-    source: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="input image")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the result")],
+    paths: Annotated[list[Path], typer.Argument(
+        exists=True, show_default=False, metavar="PATH",
+        help="images and folders (a folder: every png/jpg/jpeg/webp/tif/tiff/bmp/gif/avif/heic/"
+             "heif image in it)")],
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="output folder: <stem>_x4.<ext>, keeping a folder's structure; "
+        "with one input file, a path with an image suffix is the output file itself")],
+    recursive: Annotated[bool, typer.Option("-r", "--recursive", help="folders' subfolders too")] = False,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, max=64,
+                                      help="requests in flight at once")] = 4,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite",
+        help="redo outputs already there (default: skip any that exists and is not empty)")] = False,
     model: Annotated[str | None, typer.Option(help=f"variant (server default: "
                                                    f"{DEFAULT_VARIANT})")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="png|jpeg|webp (default: "
-                                            "from -o's suffix, else the input's family)")] = None,
+    fmt: Annotated[FormatChoice | None, typer.Option(
+        "--format", case_sensitive=False,
+        help="output format (default: from -o's suffix for one file, else the gateway's: "
+             "the input's family)")] = None,
+    width: Annotated[int | None, typer.Option(
+        min=1, help="final width in px (alone: the aspect ratio is kept)")] = None,
+    height: Annotated[int | None, typer.Option(
+        min=1, help="final height in px (alone: the aspect ratio is kept)")] = None,
+    fit: Annotated[FitMode | None, typer.Option(
+        case_sensitive=False, help="with --width and --height: inside (within the box), cover "
+        "(fills it, centred crop), fill (stretched to it); server default: inside")] = None,
     outscale: Annotated[float | None, typer.Option(help="final scale, e.g. 2 or 3.5")] = None,
-    quality: Annotated[int | None, typer.Option(help="JPEG/WebP quality")] = None,
+    quality: Annotated[int | None, typer.Option(min=1, max=100, help="JPEG/WebP/AVIF quality")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        envvar="IMDSR_API_KEY", help="sent as X-API-Key (gateways with IMDSR_API_KEYS)")] = None,
+    retries: Annotated[int, typer.Option(
+        min=0, help="retries of a 429/503 answer, each after its Retry-After (at most 30 s)")] = 5,
 ) -> None:
-    """Upscale an image through the HTTP API."""
-    from service.client import UpscaleFailed, upscale_file
+    """Upscale images and folders through the HTTP API, several requests at a time.
 
-    try:
-        result = upscale_file(url, source, output, model=model, fmt=fmt, outscale=outscale,
-                              quality=quality)
-    except UpscaleFailed as exc:
-        typer.echo(f"imdsr upscale: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    h = result.headers
-    typer.echo(f"{source} ({h.get('x-input-size')}) -> {output} ({h.get('x-output-size')}, "
-               f"{result.content_type}, model {h.get('x-model')}, {h.get('x-tiles')} tiles; "
-               f"{h.get('server-timing')})")
+    Outputs that exist and are not empty are skipped (--overwrite redoes them); the summary
+    names every failure with the gateway's reason, and the exit status is 1 if any failed.
+    """
+    from service.client import UpscaleParams, is_output_file, upscale_paths
+
+    single_file = len(paths) == 1 and paths[0].is_file()
+    if is_output_file(output) and not single_file:
+        raise typer.BadParameter(f"{output} names a file, but the inputs are not one file: "
+                                 "give a folder", param_hint="'-o' / '--output'")
+    params = UpscaleParams(model=model, fmt=fmt.value if fmt else None, width=width, height=height,
+                           fit=fit.value if fit else None, outscale=outscale, quality=quality,
+                           api_key=api_key)
+    summary = upscale_paths(url, paths, output, params, recursive=recursive, in_flight=jobs,
+                            overwrite=overwrite, retries=retries)
+    if len(summary.done) == 1 and not summary.skipped and not summary.failed:
+        result = summary.done[0]
+        h = result.headers
+        typer.echo(f"{result.source} ({h.get('x-input-size')}) -> {result.path} "
+                   f"({h.get('x-output-size')}, {result.content_type}, model {h.get('x-model')}, "
+                   f"{h.get('x-tiles')} tiles; {h.get('server-timing')})")
+    total = len(summary.done) + len(summary.skipped) + len(summary.failed)
+    if total == 0:
+        hint = "" if recursive or single_file else " (-r: subfolders too)"
+        typer.echo(f"imdsr upscale: no images found{hint}", err=True)
+        return
+    note = " (already there; --overwrite redoes them)" if summary.skipped else ""
+    typer.echo(f"imdsr upscale: {summary.line()}{note} -> {output}")
+    for failure in summary.failed:
+        typer.echo(f"  failed: {failure.source}: {failure.reason}", err=True)
+    if not summary.ok:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

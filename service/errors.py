@@ -53,6 +53,10 @@ class UnknownModelError(ApiError):
     status, code = 422, "unknown_model"
 
 
+class UnauthorizedError(ApiError):
+    status, code = 401, "unauthorized"
+
+
 class TooManyRequestsError(ApiError):
     status, code = 429, "too_many_requests"
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from imdsr.imaging.codec import OutputFormat, PngMode
+from imdsr.imaging.codec import Metadata, OutputFormat, PngMode
+from imdsr.imaging.geometry import Fit
+from imdsr.imaging.pipeline import AlphaMode
 from imdsr.imaging.tiling import ALIGN
 
 
@@ -17,15 +19,38 @@ class UpscaleOptions(BaseModel):
                               pattern=r"^[a-z0-9_]{1,64}$")
     format: OutputFormat | None = Field(None, description="default: same family as the input, "
                                         "or the Accept header's choice")
-    quality: int | None = Field(None, ge=1, le=100, description="JPEG/WebP quality")
+    quality: int | None = Field(None, ge=1, le=100, description="JPEG/WebP/AVIF quality")
     png: PngMode | None = Field(None, description="PNG compression: fast (default, ~10x faster "
                                 "than zlib's default at about its size) or small (smallest, slow)")
-    outscale: float | None = Field(None, gt=0, le=16, description="final scale, e.g. 2 or 3.5: "
+    # allow_inf_nan=False: NaN and inf were refused (422) only because no comparison holds for NaN,
+    # with a misleading "should be less than or equal to 16"; now they get "a finite number".
+    outscale: float | None = Field(None, gt=0, le=16, allow_inf_nan=False,
+                                   description="final scale, e.g. 2 or 3.5: "
                                    "x4 network then a Lanczos resize")
+    width: int | None = Field(None, ge=1, le=65535, description="target width in pixels (x4 network, "
+                              "then a Lanczos resize); one side alone keeps the aspect ratio")
+    height: int | None = Field(None, ge=1, le=65535, description="target height in pixels")
+    fit: Fit = Field(Fit.INSIDE, description="with width and height: inside (fit in the box, keep "
+                     "the aspect ratio), cover (fill the box, crop the overflow, centred), fill "
+                     "(stretch to the box)")
+    metadata: Metadata = Field(Metadata.KEEP, description="keep: EXIF (orientation reset to 1 once "
+                               "applied), XMP and ICC where the format holds them; strip: ICC only")
+    alpha: AlphaMode = Field(AlphaMode.MODEL, description="alpha plane through the network as a "
+                             "grey image (sharp edges; twice the work) or bicubic")
     tile: int | None = Field(None, ge=ALIGN, le=2048, multiple_of=ALIGN,
                              description="tile core size in input pixels (multiple of 32); "
                              "its window (tile + 2 x context) must fit the model's window limit, "
                              "else 422 naming the largest tile that fits")
+
+    @model_validator(mode="after")
+    def _one_way_to_size(self) -> UpscaleOptions:
+        if self.outscale is not None and (self.width is not None or self.height is not None):
+            raise ValueError("give outscale or width/height, not both")
+        return self
+
+    def output_options(self) -> dict[str, object]:
+        """What shapes the output bytes (the ETag's part of the request); ``tile`` does not."""
+        return self.model_dump(exclude={"tile"}, mode="json")
 
 
 class ErrorBody(BaseModel):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT
 from imdsr.imaging.codec import DEFAULT_QUALITY, OutputFormat, PngMode
@@ -49,9 +50,26 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 429")
     unavailable_retry_after_s: int = Field(5, ge=1, description="Retry-After on 503")
 
+    # HTTP conventions (service/conventions.py). The same input, options and weights always give
+    # the same bytes, so a client may keep a result; ETag/If-None-Match revalidate it.
+    cache_control: str = "private, max-age=86400"
+    # Comma-separated in the environment: IMDSR_API_KEYS=key1,key2
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="allowed origins; empty: no CORS")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="X-API-Key values; empty: the API is open")
+
+    @field_validator("cors_origins", "api_keys", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     # Encoding defaults.
     jpeg_quality: int = Field(DEFAULT_QUALITY[OutputFormat.JPEG], ge=1, le=100)
     webp_quality: int = Field(DEFAULT_QUALITY[OutputFormat.WEBP], ge=1, le=100)
+    avif_quality: int = Field(DEFAULT_QUALITY[OutputFormat.AVIF], ge=1, le=100)
     png: PngMode = Field(PngMode.FAST, description="PNG compression unless a request says: fast | small")
 
 

@@ -16,6 +16,7 @@ from imdsr.contract import (
     OUTPUT_NAME,
     OUTPUT_U8_NAME,
     SCALE,
+    WEIGHTS_PARAM,
     WIRE_DTYPE,
     model_name,
 )
@@ -84,6 +85,7 @@ class TritonClient:
         self._client = InferenceServerClient(url, channel_args=channel_args())
         self._ready_until: dict[str, float] = {}
         self._limits: dict[str, tuple[float, WindowLimits | None]] = {}
+        self._weights: dict[str, str] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -160,8 +162,16 @@ class TritonClient:
         params = answer.get("config", {}).get("parameters", {})
         value = params.get(MAX_WINDOW_PARAM, {}).get("string_value", "")
         limits = WindowLimits(max_side=int(value)) if value.isdigit() and int(value) > 0 else None
+        weights = params.get(WEIGHTS_PARAM, {}).get("string_value", "")
         self._limits[variant] = (time.monotonic() + LIMITS_TTL_S, limits)
+        self._weights[variant] = weights or f"{model_name(variant)}@unknown-weights"
         return limits
+
+    async def weights_digest(self, variant: str) -> str:
+        """The model's weights digest as its config publishes it (read with its window limit)."""
+        if variant not in self._weights or self._limits.get(variant, (0.0,))[0] <= time.monotonic():
+            await self.window_limits(variant)
+        return self._weights[variant]
 
     async def models(self) -> dict[str, str]:
         """Variants in Triton's model repository and their state ("READY", "UNAVAILABLE", ...)."""

@@ -31,7 +31,11 @@ class Upload:
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(f"request body exceeds {limit} bytes")
+    # Connection: close makes uvicorn close the connection once the 413 is sent. Without it the
+    # connection stays open for keep-alive, the client (which sends its whole body before it reads
+    # the answer) goes on uploading, and the 413 only reaches it after the last byte: a slow
+    # oversized upload would hold the connection for as long as the client likes.
+    return PayloadTooLargeError(f"request body exceeds {limit} bytes", headers={"Connection": "close"})
 
 
 async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:

@@ -13,6 +13,7 @@ import torch
 
 from imdsr.contract import SCALE
 from imdsr.imaging import codec
+from imdsr.imaging.geometry import final_size
 from imdsr.imaging.pipeline import SyncTileInfer, UpscaleResult, upscale_sync, whole_image_tile
 from imdsr.imaging.tiling import DEFAULT_CONTEXT, DEFAULT_TILE
 from training.weights.store import load_model
@@ -50,8 +51,8 @@ def upscale_picture(model: torch.nn.Module, picture: codec.Picture, device: torc
     """x4 (or ``outscale``) of a decoded picture; ``tile=0`` runs the whole image at once."""
     if tile <= 0:
         tile, context = whole_image_tile(picture.height, picture.width), 0
-    return upscale_sync(picture, torch_infer(model, device), tile=tile, context=context,
-                        outscale=outscale)
+    final = final_size(picture.height, picture.width, outscale=outscale)
+    return upscale_sync(picture, torch_infer(model, device), tile=tile, context=context, final=final)
 
 
 def upscale_array(model: torch.nn.Module, rgb: np.ndarray, device: torch.device,

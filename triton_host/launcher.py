@@ -325,9 +325,12 @@ class TritonServer:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
-        # A Triton that was killed (SIGKILL, OOM) leaves its Python backend's regions behind,
-        # tens of MB each; the prefix is this server's alone, so whatever carries it is garbage.
+        # A Triton that was killed (SIGKILL, OOM) leaves its Python-backend stubs running (each
+        # holds a model and hundreds of MB) and their shared-memory regions behind. The stubs are
+        # in Triton's own session (start_new_session), so its process group names them all.
         if self.process is not None and self.process.returncode is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             for region in SHM_DIR.glob(f"{self.shm_prefix}*"):
                 with contextlib.suppress(OSError):
                     region.unlink()

@@ -1,14 +1,22 @@
 """Image files <-> arrays, for every image a person might send.
 
 Decoding gives a :class:`Picture`: RGB colour (what goes through the network), an optional alpha
-plane (upscaled on its own), whether the source was grayscale, its bit depth and ICC profile.
-Pillow does the 8-bit work; 16-bit colour, which Pillow narrows to 8 bits, goes through libpng
-(imagecodecs) for PNG and tifffile for TIFF, so 16 bits in means 16 bits out.
+plane (upscaled on its own), whether the source was grayscale, its bit depth, ICC profile, EXIF and
+XMP. Pillow does the 8-bit work (AVIF included; HEIC/HEIF through pillow-heif's opener, registered
+below); 16-bit colour, which Pillow narrows to 8 bits, goes through libpng (imagecodecs) for PNG and
+tifffile for TIFF, so 16 bits in means 16 bits out.
+
+Metadata: the EXIF orientation is applied to the pixels, so the kept EXIF (and XMP) says
+orientation 1, and its image-size tags are rewritten to the size actually encoded. ``encode`` writes
+EXIF, XMP and ICC where the output format holds them (:class:`Metadata` ``keep``), or the ICC
+profile alone (``strip``: what colour correctness needs). Metadata that cannot be parsed or written
+is dropped, never an error.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -21,8 +29,19 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-# Pillow's names of the formats we accept (MPO is a multi-picture JPEG, DIB a BMP body).
-INPUT_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF", "GIF"})
+try:  # the `serve` extra; without it HEIC/HEIF is simply not recognised
+    import pillow_heif
+except ImportError:  # pragma: no cover - every environment that serves has it
+    pillow_heif = None
+else:
+    # Once, at import: Pillow then opens HEIC/HEIF (primary image, 8 bits, libheif's orientation
+    # transforms applied and the EXIF orientation set to 1). Thumbnails, depth maps and auxiliary
+    # images are never used: not decoded.
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+# Pillow's names of the formats we accept (MPO is a multi-picture JPEG, DIB a BMP body; HEIF is
+# pillow-heif's name for HEIC/HEIF).
+INPUT_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "BMP", "DIB", "TIFF", "GIF", "AVIF", "HEIF"})
 ORIENTATION_TAG = 274
 
 
@@ -30,6 +49,7 @@ class OutputFormat(StrEnum):
     PNG = "png"
     JPEG = "jpeg"
     WEBP = "webp"
+    AVIF = "avif"
 
     @property
     def content_type(self) -> str:
@@ -44,9 +64,26 @@ class OutputFormat(StrEnum):
 
 
 _FORMAT_NAMES = {"png": OutputFormat.PNG, "jpeg": OutputFormat.JPEG, "jpg": OutputFormat.JPEG,
-                 "webp": OutputFormat.WEBP}
-# Lossy quality when a request names none (the gateway's settings start from these).
-DEFAULT_QUALITY = {OutputFormat.JPEG: 92, OutputFormat.WEBP: 90}
+                 "webp": OutputFormat.WEBP, "avif": OutputFormat.AVIF}
+# The largest side each format can hold (PNG's is 2^31 - 1: never the limit here). AVIF: libaom
+# encodes sides up to 65536, but libavif's readers (Pillow's, browsers') refuse a side over 32768
+# by default (AVIF_DEFAULT_IMAGE_DIMENSION_LIMIT; checked with Pillow 13 / libavif 1.4), so an AVIF
+# wider than that could be written but not opened.
+MAX_SIDE = {OutputFormat.JPEG: 65500, OutputFormat.WEBP: 16383, OutputFormat.AVIF: 32768}
+# Lossy quality when a request names none (the gateway's settings start from these). AVIF is on
+# Pillow's 0-100 scale (its default 75): 80 gave 45.4 dB PSNR at 44% of JPEG 92's bytes (46.2 dB) on
+# a 2048 x 2048 upscaled photo.
+DEFAULT_QUALITY = {OutputFormat.JPEG: 92, OutputFormat.WEBP: 90, OutputFormat.AVIF: 80}
+# libaom speed (0 slowest .. 10): Pillow's default. The same 4-Mpixel photo on 2 cores: 6 ->
+# 1.1-1.3 s, 224 KiB; 8 -> 0.5 s, 258 KiB; 9 -> 0.2 s, 269 KiB.
+AVIF_SPEED = 6
+
+
+class Metadata(StrEnum):
+    """What ``encode`` writes besides the pixels (``POST /upscale?metadata=``)."""
+
+    KEEP = "keep"    # EXIF, XMP and the ICC profile, where the output format holds them
+    STRIP = "strip"  # the ICC profile only: the colours stay right, nothing else goes out
 
 
 class PngMode(StrEnum):
@@ -96,6 +133,9 @@ class Picture:
     gray: bool                    # source had no colour: encode back as grayscale
     source_format: str            # Pillow format name of the input ("PNG", "JPEG", ...)
     icc_profile: bytes | None = None
+    # b"Exif\0\0" + TIFF structure: orientation 1 (applied to the pixels), no thumbnail
+    exif: bytes | None = None
+    xmp: bytes | None = None      # the XMP packet (UTF-8 XML), orientation 1
 
     @property
     def height(self) -> int:
@@ -118,7 +158,10 @@ class Picture:
 
 
 def decode(data: bytes, max_pixels: int) -> Picture:
-    """Decode ``data``, applying EXIF orientation; refuse more than ``max_pixels`` pixels."""
+    """Decode ``data``, applying EXIF orientation; refuse more than ``max_pixels`` pixels.
+
+    The input's ICC profile, EXIF and XMP come with the planes (EXIF and XMP made true of the
+    oriented picture; either dropped, never an error, when it cannot be read)."""
     image = _open(data)
     if image.format not in INPUT_FORMATS:
         raise UnsupportedImageError(f"unsupported image format {image.format}")
@@ -127,21 +170,32 @@ def decode(data: bytes, max_pixels: int) -> Picture:
         raise TooManyPixelsError(
             f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
     icc = image.info.get("icc_profile") or None
-    orientation = _orientation(image)
+    exif = _exif_of(image)
+    orientation = _orientation(exif)
     try:
         if _is_16bit_colour(image, data):
-            color, alpha, gray = _decode_16bit(data, image.format)
+            color, alpha, gray = _decode_16bit(data, image.format, _stored_size(image))
         else:
+            tiff_oriented = image.format == "TIFF" and ORIENTATION_TAG in image.tag_v2
             color, alpha, gray, icc = _decode_pillow(image, icc)
+            if tiff_oriented and ORIENTATION_TAG not in image.tag_v2:
+                # Pillow (13) turns a TIFF itself while loading it, and then drops the tag:
+                # turning it again here gave the wrong picture (6 came out as 6 twice).
+                orientation = 1
     except CodecError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError,
-            IndexError, zlib.error, imagecodecs.PngError) as exc:
+    # TypeError, KeyError, ArithmeticError: what Pillow's decoders raise on some damaged TIFF tags
+    # (a string or rational where an offset belongs: found by tests/unit/test_codec_properties.py);
+    # they are damaged data (400), not a server error.
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError, IndexError,
+            TypeError, KeyError, ArithmeticError, zlib.error, imagecodecs.PngError) as exc:
         raise ImageDecodeError(f"cannot decode {image.format} data: {exc}") from exc
     color = _orient(color, orientation)
     alpha = None if alpha is None else _orient(alpha, orientation)
+    height, width = color.shape[:2]
     return Picture(np.ascontiguousarray(color), alpha if alpha is None else
-                   np.ascontiguousarray(alpha), gray, image.format, icc)
+                   np.ascontiguousarray(alpha), gray, image.format, icc,
+                   _exif_bytes(exif, width, height), _xmp_bytes(_xmp_of(image), width, height))
 
 
 def _open(data: bytes) -> Image.Image:
@@ -157,26 +211,110 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError as exc:
         if _has_known_signature(data):  # one of ours by its magic bytes, but broken
             raise ImageDecodeError("image data is damaged (header cannot be read)") from exc
-        raise UnsupportedImageError("not a recognised image (PNG, JPEG, WebP, BMP, TIFF, GIF)"
-                                    ) from exc
-    except (OSError, SyntaxError, ValueError, struct.error) as exc:
+        raise UnsupportedImageError(
+            "not a recognised image (PNG, JPEG, WebP, AVIF, HEIC, BMP, TIFF, GIF)") from exc
+    # RuntimeError: what libavif (Pillow's AVIF plugin) and libheif (pillow-heif) raise on a
+    # damaged container, already while reading the header.
+    except (OSError, SyntaxError, ValueError, struct.error, RuntimeError) as exc:
         raise ImageDecodeError(f"cannot read image header: {exc}") from exc
 
 
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00",
               b"MM\x00*")
+# ISO-BMFF major brands of AVIF and HEIC/HEIF files (after the "ftyp" box type at bytes 4-8).
+HEIF_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx",
+                         b"mif1", b"msf1"})
 
 
 def _has_known_signature(data: bytes) -> bool:
-    return data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    return (data.startswith(SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+            or (data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS))
 
 
-def _orientation(image: Image.Image) -> int:
+# --- metadata: EXIF and XMP, made true of the oriented (and later upscaled) picture -------------
+
+_EXIF_IFD = 0x8769
+# Exif IFD PixelXDimension, PixelYDimension: the size tags EXIF has (rewritten to the true size).
+_EXIF_SIZE = (40962, 40963)
+# IFD0 tags that describe how a TIFF stores its pixels (size, depth, compression, strips, tiles,
+# sub-IFDs, JPEG tables): a TIFF input's EXIF is its whole IFD0, and in the output they would lie
+# (EXIF itself leaves them out of compressed files). ICC (34675) and XMP (700) travel on their own;
+# Photoshop's resources (34377) and layers (37724) describe the old pixels.
+_TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280,
+                               281, 284, 317, 320, 322, 323, 324, 325, 330, 338, 339, 340, 341, 347,
+                               513, 514, 530, 700, 34377, 34675, 37724})
+
+
+def _exif_of(image: Image.Image) -> Image.Exif | None:
     try:
-        value = int(image.getexif().get(ORIENTATION_TAG, 1))
+        exif = image.getexif()
     except Exception:  # noqa: BLE001 - a broken EXIF block must not fail an otherwise good image
+        return None
+    return exif if len(exif) else None
+
+
+def _orientation(exif: Image.Exif | None) -> int:
+    try:
+        value = int(exif.get(ORIENTATION_TAG, 1)) if exif is not None else 1
+    except Exception:  # noqa: BLE001 - see _exif_of
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+def _exif_bytes(exif: Image.Exif | bytes | None, width: int, height: int) -> bytes | None:
+    """``exif`` re-serialised for a ``width`` x ``height`` picture whose orientation is applied:
+    orientation 1, the Exif IFD's size tags (where present) giving that size, no TIFF layout tags,
+    no thumbnail (Pillow writes IFD0 and its Exif/GPS/Interop IFDs only). None when there is
+    nothing else in it or it cannot be read or written: metadata is never worth a failed
+    request."""
+    if not exif:
+        return None
+    try:
+        if not isinstance(exif, Image.Exif):
+            exif, data = Image.Exif(), exif
+            exif.load(data)
+        if ORIENTATION_TAG in exif:
+            exif[ORIENTATION_TAG] = 1
+        for tag in _TIFF_LAYOUT_TAGS.intersection(exif):
+            del exif[tag]
+        if _EXIF_IFD in exif:
+            sub = exif.get_ifd(_EXIF_IFD)
+            for tag, value in zip(_EXIF_SIZE, (width, height), strict=True):
+                if tag in sub:
+                    sub[tag] = value
+        if set(exif) <= {ORIENTATION_TAG}:
+            return None  # an orientation and nothing else: it said what is now in the pixels
+        return exif.tobytes()
+    except Exception:  # noqa: BLE001 - malformed EXIF is dropped
+        return None
+
+
+def _xmp_of(image: Image.Image) -> bytes | None:
+    xmp = image.info.get("xmp")
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8", "replace")
+    return xmp if isinstance(xmp, bytes) else None  # a damaged TIFF tag can give anything
+
+
+# tiff:Orientation and the XMP copies of the size tags, as attributes or as elements.
+_XMP_TAGS = {name: (re.compile(rb"""(%s\s*=\s*["'])\s*\d+\s*(["'])""" % name),
+                    re.compile(rb"(<%s>)\s*\d+\s*(</%s>)" % (name, name)))
+             for name in (b"tiff:Orientation", b"tiff:ImageWidth", b"tiff:ImageLength",
+                          b"exif:PixelXDimension", b"exif:PixelYDimension")}
+
+
+def _xmp_bytes(xmp: bytes | None, width: int, height: int) -> bytes | None:
+    """``xmp`` with orientation 1 and its size properties (where present) giving the size."""
+    xmp = xmp.rstrip(b"\x00") if xmp else None
+    if not xmp:
+        return None
+    values = {b"tiff:Orientation": 1, b"tiff:ImageWidth": width, b"tiff:ImageLength": height,
+              b"exif:PixelXDimension": width, b"exif:PixelYDimension": height}
+    for name, patterns in _XMP_TAGS.items():
+        if name in xmp:
+            for pattern in patterns:
+                xmp = pattern.sub(rb"\g<1>%d\g<2>" % values[name], xmp)
+    return xmp
 
 
 def _orient(plane: np.ndarray, orientation: int) -> np.ndarray:
@@ -194,6 +332,16 @@ def _orient(plane: np.ndarray, orientation: int) -> np.ndarray:
     }[orientation](plane)
 
 
+def _stored_size(image: Image.Image) -> tuple[int, int]:
+    """Width and height as the pixels are stored. Pillow (13) reports a TIFF with orientation 5-8
+    turned (it turns the pixels while loading them); tifffile reads them as stored."""
+    if image.format == "TIFF":
+        size = image.tag_v2.get(256), image.tag_v2.get(257)
+        if all(isinstance(side, int) for side in size) and size[0] * size[1] == image.size[0] * image.size[1]:
+            return size
+    return image.size
+
+
 def _is_16bit_colour(image: Image.Image, data: bytes) -> bool:
     """Whether Pillow would narrow this image: 16-bit samples other than plain grayscale."""
     if image.format == "PNG":
@@ -206,23 +354,46 @@ def _is_16bit_colour(image: Image.Image, data: bytes) -> bool:
     return False
 
 
-def _decode_16bit(data: bytes, fmt: str) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    if fmt == "PNG":
-        array = imagecodecs.png_decode(data)
-    else:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages.first
-            if page.photometric not in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISBLACK):
-                raise UnsupportedImageError(f"16-bit TIFF with photometric {page.photometric.name}")
-            array = page.asarray()
-            if array.ndim == 3 and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE:
-                array = np.moveaxis(array, 0, -1)
+def _decode_16bit(data: bytes, fmt: str, size: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    array = imagecodecs.png_decode(data) if fmt == "PNG" else _tiff_16bit(data, size)
     if array.dtype != np.uint16 or array.ndim != 3 or array.shape[2] not in (2, 3, 4):
         raise UnsupportedImageError(f"unsupported 16-bit layout {array.shape} {array.dtype}")
     channels = array.shape[2]
     if channels == 2:
         return _gray_to_rgb(array[..., 0]), array[..., 1], True
     return array[..., :3], (array[..., 3] if channels == 4 else None), False
+
+
+def _tiff_16bit(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """The first page of a 16-bit TIFF through tifffile, which reads the tags on its own.
+
+    Hostile files found by tests/unit/test_codec_properties.py: tifffile fails on damaged tags with
+    TypeError or OverflowError as well as TiffFileError, and an unreadable photometric comes back as
+    a plain int (no ``.name``: an AttributeError here before), so every failure of its parser is a
+    damaged file (400), not a 500. And what tifffile would allocate is checked first against what
+    Pillow's header check passed (``size``, at most 4 samples of 16 bits), so no tag Pillow did not
+    look at (depth, samples per pixel) can make it allocate more than the pixel limit allows.
+    """
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages.first
+            photometric = page.photometric
+            if photometric not in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISBLACK):
+                name = getattr(photometric, "name", photometric)
+                raise UnsupportedImageError(f"16-bit TIFF with photometric {name}")
+            width, height = size
+            if ((page.imagewidth, page.imagelength) != (width, height) or page.imagedepth != 1
+                    or page.dtype != np.uint16 or page.size > width * height * 4):
+                raise ImageDecodeError(f"16-bit TIFF tags disagree with its {width}x{height} header")
+            array = page.asarray()
+            if array.ndim == 3 and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE:
+                array = np.moveaxis(array, 0, -1)
+            return array
+    except CodecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above: any parser failure means damaged data
+        raise ImageDecodeError(f"cannot decode TIFF data: {exc}") from exc
 
 
 def _decode_pillow(
@@ -262,9 +433,10 @@ def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
 
 
 def default_format(source_format: str) -> OutputFormat:
-    """Same family as the input: lossy stays lossy, everything lossless becomes PNG."""
-    return {"JPEG": OutputFormat.JPEG, "MPO": OutputFormat.JPEG, "WEBP": OutputFormat.WEBP}.get(
-        source_format, OutputFormat.PNG)
+    """Same family as the input: lossy stays lossy, everything lossless becomes PNG. HEIC (lossy,
+    and not written here) becomes JPEG."""
+    return {"JPEG": OutputFormat.JPEG, "MPO": OutputFormat.JPEG, "WEBP": OutputFormat.WEBP,
+            "AVIF": OutputFormat.AVIF, "HEIF": OutputFormat.JPEG}.get(source_format, OutputFormat.PNG)
 
 
 def from_accept(accept: str | None) -> OutputFormat | None:
@@ -302,10 +474,16 @@ def encode(
     fmt: OutputFormat,
     quality: int | None = None,
     png: PngMode = PngMode.FAST,
+    metadata: Metadata = Metadata.KEEP,
 ) -> bytes:
-    """Encode ``picture``: 16-bit only as PNG; grayscale, alpha and ICC kept where fmt allows."""
+    """Encode ``picture``: 16-bit only as PNG; grayscale, alpha and ICC kept where fmt allows, and
+    with ``metadata`` keep its EXIF and XMP too (their size tags rewritten to the picture's size)."""
+    exif = xmp = None
+    if Metadata(metadata) is Metadata.KEEP:
+        exif = _exif_bytes(picture.exif, picture.width, picture.height)
+        xmp = _xmp_bytes(picture.xmp, picture.width, picture.height)
     if fmt is OutputFormat.PNG:
-        return _png(picture, png)
+        return _png(picture, png, exif, xmp)
     color = to_8bit(picture.color)
     alpha = None if picture.alpha is None else to_8bit(picture.alpha)
     if fmt is OutputFormat.JPEG and alpha is not None:
@@ -313,22 +491,33 @@ def encode(
         a = alpha[..., None].astype(np.float32) / 255.0
         color = np.rint(color * a + 255.0 * (1.0 - a)).astype(np.uint8)
         alpha = None
-    if picture.gray and fmt is not OutputFormat.WEBP:  # WebP has no grayscale mode
+    if picture.gray and alpha is None and fmt is not OutputFormat.WEBP:  # WebP has no grey mode
         image = Image.fromarray(_gray_of(color), "L")
     elif alpha is not None:
         rgba = _interleaved(picture) if picture.bit_depth == 8 else None
         image = Image.fromarray(rgba if rgba is not None else np.dstack([color, alpha]), "RGBA")
     else:
         image = Image.fromarray(color, "RGB")
-    options: dict[str, object] = {}
+    options: dict[str, object] = {"quality": quality or DEFAULT_QUALITY[fmt]}
     if picture.icc_profile:
         options["icc_profile"] = picture.icc_profile
-    buffer = io.BytesIO()
     if fmt is OutputFormat.JPEG:
-        image.save(buffer, "JPEG", quality=quality or DEFAULT_QUALITY[fmt], **options)
-    else:
-        image.save(buffer, "WEBP", quality=quality or DEFAULT_QUALITY[fmt], **options)
+        # One APP1 segment each (Pillow refuses more; extended XMP is not written): drop, not fail.
+        exif = exif if exif and len(exif) <= _JPEG_SEGMENT else None
+        xmp = xmp if xmp and len(xmp) <= _JPEG_SEGMENT - len(_JPEG_XMP_ID) else None
+    if fmt is OutputFormat.AVIF:
+        options["speed"] = AVIF_SPEED
+    if exif:
+        options["exif"] = exif
+    if xmp:
+        options["xmp"] = xmp
+    buffer = io.BytesIO()
+    image.save(buffer, fmt.name, **options)
     return buffer.getvalue()
+
+
+_JPEG_SEGMENT = 65533  # the data bytes one JPEG marker segment holds
+_JPEG_XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
 
 
 def _interleaved(picture: Picture) -> np.ndarray | None:
@@ -340,8 +529,10 @@ def _interleaved(picture: Picture) -> np.ndarray | None:
     return None
 
 
-def _png(picture: Picture, mode: PngMode) -> bytes:
-    """PNG of any bit depth through libpng (imagecodecs): grey, alpha and ICC kept, 16-bit exact."""
+def _png(picture: Picture, mode: PngMode, exif: bytes | None = None, xmp: bytes | None = None
+         ) -> bytes:
+    """PNG of any bit depth through libpng (imagecodecs): grey, alpha, ICC, EXIF and XMP kept,
+    16-bit exact."""
     color = _gray_of(picture.color)[..., None] if picture.gray else picture.color
     rgba = None if picture.gray else _interleaved(picture)
     if rgba is not None:
@@ -351,8 +542,20 @@ def _png(picture: Picture, mode: PngMode) -> bytes:
     if planes.shape[2] == 1:
         planes = planes[..., 0]
     planes = np.ascontiguousarray(planes)
-    data = min((imagecodecs.png_encode(planes, **options) for options in _PNG_CANDIDATES[mode]), key=len)
-    return _with_icc(data, picture.icc_profile) if picture.icc_profile else data
+    # imagecodecs sizes its output buffer from the sample bytes alone, without the filter byte that
+    # starts every row: narrow noisy images overflowed it. Give it the worst case (zlib's stored
+    # blocks add 5 bytes per 64 KiB) plus room for the headers.
+    bound = planes.nbytes + planes.shape[0] + planes.nbytes // 256 + 4096
+    data = min((imagecodecs.png_encode(planes, out=bound, **options)
+                for options in _PNG_CANDIDATES[mode]), key=len)
+    chunks = b""
+    if picture.icc_profile:
+        chunks += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(picture.icc_profile))
+    if exif:  # eXIf holds the TIFF structure itself, without the "Exif\0\0" of JPEG's APP1
+        chunks += _png_chunk(b"eXIf", exif.removeprefix(b"Exif\x00\x00"))
+    if xmp:  # iTXt: keyword, NUL, uncompressed (0, 0), no language, no translated keyword, text
+        chunks += _png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
+    return _after_ihdr(data, chunks) if chunks else data
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -360,7 +563,9 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
         ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
-def _with_icc(png: bytes, icc: bytes) -> bytes:
-    """Insert an iCCP chunk right after IHDR (signature 8 bytes + IHDR chunk 25 bytes)."""
-    chunk = _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
-    return png[:33] + chunk + png[33:]
+def _after_ihdr(png: bytes, chunks: bytes) -> bytes:
+    """Insert ``chunks`` right after IHDR (signature 8 bytes + IHDR chunk 25 bytes): iCCP must come
+    before PLTE and IDAT, eXIf before IDAT; iTXt may go anywhere. One copy of the file (views, not
+    slices: a large output is not held three times)."""
+    view = memoryview(png)
+    return b"".join((view[:33], chunks, view[33:]))

@@ -1,4 +1,4 @@
-"""The one picture pipeline: tiles through a model, stitched, alpha carried, optional outscale.
+"""The one picture pipeline: tiles through a model, stitched, alpha carried, then resized/cropped.
 
 Used by the gateway (tiles on Triton over gRPC), ``imdsr infer`` (PyTorch in-process) and the gRPC
 example (Triton, synchronous client): what runs the tiles is the ``infer`` parameter, the rest is
@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
 from imdsr.contract import SCALE
 from imdsr.imaging.codec import Picture
-from imdsr.imaging.resampling import BICUBIC, LANCZOS, outscale_size, resize_image, resize_plane
+from imdsr.imaging.geometry import FinalSize
+from imdsr.imaging.resampling import BICUBIC, LANCZOS, resize_image, resize_plane
 from imdsr.imaging.tiling import ALIGN, Tile, TilePlan, place, plan_tiles, tile_input
 
 # infer(batch NCHW float32 in [0, 1]) -> NCHW float32, x SCALE
@@ -89,6 +91,21 @@ def whole_image_tile(height: int, width: int) -> int:
     return side + (-side) % ALIGN
 
 
+class AlphaMode(StrEnum):
+    """How the alpha plane gets to x4: through the network as a grey image (sharp cut-out and logo
+    edges, as Real-ESRGAN does; twice the model work) or by bicubic interpolation (cheap, soft)."""
+
+    MODEL = "model"
+    BICUBIC = "bicubic"
+
+
+async def _alpha_through_model(alpha: np.ndarray, plan: TilePlan, infer: TileInfer, in_flight: int,
+                               out: np.ndarray) -> None:
+    grey = np.repeat(alpha[..., None], 3, axis=2)  # input-sized: small next to the output
+    result = await run_tiles(grey, plan, infer, in_flight)
+    out[...] = result.mean(axis=2, dtype=np.float32).round().astype(out.dtype)
+
+
 async def upscale(
     picture: Picture,
     infer: TileInfer,
@@ -96,8 +113,10 @@ async def upscale(
     tile: int,
     context: int,
     in_flight: int,
-    outscale: float | None = None,
+    final: FinalSize | None = None,
+    alpha_mode: AlphaMode = AlphaMode.MODEL,
 ) -> UpscaleResult:
+    """x4 of ``picture`` through ``infer``, then to ``final`` (default: x4 as it is)."""
     plan = plan_tiles(picture.height, picture.width, tile, context)
     size = (picture.height * SCALE, picture.width * SCALE)
     if picture.alpha is None:
@@ -108,13 +127,18 @@ async def upscale(
         planes = np.empty((*size, 4), dtype=picture.color.dtype)
         color, alpha = planes[..., :3], planes[..., 3]
         await run_tiles(picture.color, plan, infer, in_flight, out=color)
-        # Alpha is not an image the network knows; a smooth interpolation suits masks best.
-        alpha[...] = await asyncio.to_thread(resize_plane, picture.alpha, size, BICUBIC)
-    if outscale is not None and outscale != SCALE:
-        final = outscale_size(picture.height, picture.width, outscale)
-        color = await asyncio.to_thread(resize_image, color, final, LANCZOS)
+        if alpha_mode is AlphaMode.MODEL:
+            await _alpha_through_model(picture.alpha, plan, infer, in_flight, alpha)
+        else:
+            alpha[...] = await asyncio.to_thread(resize_plane, picture.alpha, size, BICUBIC)
+    if final is not None and final.resize != size:
+        color = await asyncio.to_thread(resize_image, color, final.resize, LANCZOS)
         if alpha is not None:
-            alpha = await asyncio.to_thread(resize_plane, alpha, final, LANCZOS)
+            alpha = await asyncio.to_thread(resize_plane, alpha, final.resize, LANCZOS)
+    if final is not None and final.crop is not None:
+        top, left, h, w = final.crop
+        color = np.ascontiguousarray(color[top:top + h, left:left + w])
+        alpha = None if alpha is None else np.ascontiguousarray(alpha[top:top + h, left:left + w])
     return UpscaleResult(picture.with_planes(color, alpha), len(plan))
 
 
@@ -125,8 +149,9 @@ def upscale_sync(
     tile: int,
     context: int,
     in_flight: int = 1,
-    outscale: float | None = None,
+    final: FinalSize | None = None,
+    alpha_mode: AlphaMode = AlphaMode.MODEL,
 ) -> UpscaleResult:
     """``upscale`` for synchronous callers with a blocking ``infer``."""
     return asyncio.run(upscale(picture, in_threads(infer), tile=tile, context=context,
-                               in_flight=in_flight, outscale=outscale))
+                               in_flight=in_flight, final=final, alpha_mode=alpha_mode))

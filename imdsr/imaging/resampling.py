@@ -1,4 +1,4 @@
-"""High-quality resizing of image planes (alpha to x4, and ``outscale`` after the network).
+"""High-quality resizing of image planes (alpha to x4, and the final size after the network).
 
 Pillow resamples each plane in 32-bit float ("F" mode), so 8- and 16-bit planes take one path and
 no precision is lost before the final rounding.
@@ -28,8 +28,3 @@ def resize_image(image: np.ndarray, size: tuple[int, int], method: Image.Resampl
                  ) -> np.ndarray:
     """Resize an H x W x C integer image plane by plane."""
     return np.dstack([resize_plane(image[..., c], size, method) for c in range(image.shape[2])])
-
-
-def outscale_size(height: int, width: int, outscale: float) -> tuple[int, int]:
-    """Final size for ``outscale`` (as Real-ESRGAN rounds it), at least one pixel."""
-    return max(1, round(height * outscale)), max(1, round(width * outscale))

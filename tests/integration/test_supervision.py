@@ -190,6 +190,13 @@ def test_a_triton_holding_requests_gives_504_within_the_timeout(served: Service)
     assert _post(served.url).status_code == 200  # the other model was never held up
 
 
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
 # --------------------------------------------------------------------------- kill -9 and back
 async def _burst_through_a_crash(service: Service, workers: int = 6, kill_after_s: float = 1.0,
                                   recover_within_s: float = 90.0) -> tuple[list[tuple], float, int]:
@@ -267,6 +274,10 @@ def test_kill_9_during_a_burst_is_answered_quickly_and_triton_comes_back(served:
     assert f"tritonserver (pid {old_triton}) was killed by signal 9 (SIGKILL)" in out, out
     assert "restarting tritonserver in" in out and "tritonserver restarted (restart 1" in out, out
     assert "the end of its log" in out  # --triton-log: its last lines are shown
+    # nothing of the killed Triton lingers: its Python-backend stubs share its process group
+    leftovers = [d.name for d in Path("/proc").iterdir()
+                 if d.name.isdigit() and _pgid(int(d.name)) == old_triton]
+    assert not leftovers, leftovers
 
 
 @pytest.mark.timeout(90)
