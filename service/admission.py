@@ -29,8 +29,9 @@ from imdsr.imaging.tiling import TilePlan
 from service.errors import ImageTooLargeError, TooManyRequestsError
 from service.metrics import ADMITTED_BYTES, ADMITTED_SECONDS, REJECTED
 
-# Only this share of a deadline is planned for: estimates are estimates.
-SAFETY = 0.8
+# Only this share of a deadline is planned for: estimates are estimates, and a loaded backend is
+# slower per tile than the lone requests the rate is learnt from.
+SAFETY = 0.6
 # Bytes per output byte held while a request is encoded (its stitched output, the encoder's own
 # copy or interleaved planes, the encoded result); measured by `imdsr bench memory`.
 HELD_PER_OUTPUT_BYTE = 2.0
@@ -51,9 +52,10 @@ def cgroup_memory_limit() -> int | None:
     return None
 
 
-# Weight of the newest lone request in the learnt seconds per megapixel, and the smallest request
-# learnt from: below about a 256-px input, per-call overhead, not pixels, sets the time.
-LEARNING_RATE = 0.5
+# The learnt seconds per megapixel follow a slower measurement at once and a faster one by this
+# share (a pessimistic estimate costs a 429, an optimistic one a 504); the smallest request learnt
+# from: below about a 256-px input, per-call overhead, not pixels, sets the time.
+LEARNING_RATE = 0.25
 LEARN_FROM_MPX = 1.0
 
 
@@ -113,7 +115,10 @@ class WorkAdmission:
         if cost.alone and cost.output_mpx >= LEARN_FROM_MPX:
             measured = infer_seconds / cost.output_mpx
             old = self.rates.get(model)
-            self.rates[model] = measured if old is None else old + LEARNING_RATE * (measured - old)
+            if old is None or measured > old:
+                self.rates[model] = measured
+            else:
+                self.rates[model] = old + LEARNING_RATE * (measured - old)
 
     def _refuse(self, reason: str, message: str, wait_s: float) -> TooManyRequestsError:
         REJECTED.labels(reason=reason).inc()

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Annotated
 
 import numpy as np
@@ -127,12 +128,17 @@ def _merge_form(options: UpscaleOptions, fields: dict[str, str]) -> UpscaleOptio
         raise errors.InvalidParameterError(detail) from exc
 
 
-def _decode(data: bytes, max_pixels: int) -> codec.Picture:
+def _decode(data: bytes, settings: Settings) -> tuple[codec.Picture, codec.Animation | None]:
+    """The first (or only) picture, and every frame when the image is animated."""
     try:
-        return codec.decode(data, max_pixels)
+        picture = codec.decode(data, settings.max_input_pixels)
+        return picture, codec.decode_animation(data, settings.max_input_pixels, settings.max_frames)
     except codec.TooManyPixelsError as exc:
         REJECTED.labels(reason="input_pixels").inc()
         raise errors.ImageTooLargeError(str(exc)) from exc
+    except codec.TooManyFramesError as exc:
+        REJECTED.labels(reason="frames").inc()
+        raise errors.InvalidParameterError(str(exc)) from exc
     except codec.UnsupportedImageError as exc:
         raise errors.UnsupportedMediaTypeError(str(exc)) from exc
     except codec.ImageDecodeError as exc:
@@ -246,42 +252,54 @@ async def upscale_image(
                 return Response(status_code=304, headers=cache_headers)
 
             with timings.stage("decode"):
-                picture = await asyncio.to_thread(_decode, upload.data, settings.max_input_pixels)
+                picture, animation = await asyncio.to_thread(_decode, upload.data, settings)
             del upload  # the encoded input is not needed any more
-            final = _final(picture, options, settings.max_output_pixels)
+            frames = list(animation.frames) if animation else [picture]
+            final = _final(picture, options, settings.max_output_pixels // len(frames))
             fmt = (options.format or codec.from_accept(accept)
-                   or codec.default_format(picture.source_format))
+                   or (codec.OutputFormat.WEBP if animation else codec.default_format(picture.source_format)))
+            if animation and fmt not in codec.ANIMATED_FORMATS:
+                raise errors.InvalidParameterError(
+                    f"{fmt.value} cannot hold an animation ({len(frames)} frames): ask for webp or png")
             _check_format_fits(fmt, final.size)
-            INPUT_PIXELS.observe(picture.height * picture.width)
+            INPUT_PIXELS.observe(picture.height * picture.width * len(frames))
 
             eight_bit = picture.bit_depth == 8
             admission: WorkAdmission = request.app.state.admission
-            cost = admission.admit(_cost(picture, tile, final, options, variant, settings, admission))
+            one = _cost(picture, tile, final, options, variant, settings, admission)
+            cost = admission.admit(replace(one, seconds=one.seconds * len(frames),
+                                           memory=one.memory * len(frames)))
             try:
 
                 async def infer(batch: np.ndarray) -> np.ndarray:
                     return await triton.infer(variant, batch, eight_bit)
 
                 with timings.stage("infer"):
-                    result = await upscale(
-                        picture, infer, tile=tile,
+                    results = [await upscale(
+                        frame, infer, tile=tile,
                         context=settings.tile_context, in_flight=settings.tiles_in_flight,
-                        final=final, alpha_mode=options.alpha)
-                admission.observe(variant, cost, timings.seconds["infer"])
-                TILES.observe(result.tiles)
-                OUTPUT_PIXELS.observe(final.pixels)
+                        final=final, alpha_mode=options.alpha) for frame in frames]
+                if not animation:
+                    admission.observe(variant, cost, timings.seconds["infer"])
+                TILES.observe(sum(r.tiles for r in results))
+                OUTPUT_PIXELS.observe(final.pixels * len(frames))
 
                 quality = options.quality or {
                     codec.OutputFormat.JPEG: settings.jpeg_quality,
                     codec.OutputFormat.WEBP: settings.webp_quality,
                     codec.OutputFormat.AVIF: settings.avif_quality}.get(fmt)
                 with timings.stage("encode"):
-                    body = await asyncio.to_thread(
-                        codec.encode, result.picture, fmt, quality, options.png or settings.png,
-                        options.metadata)
-                out = result.picture
-                tiles, out_w, out_h, out_bits = result.tiles, out.width, out.height, out.bit_depth
-                del result, out  # the full-size planes go now; only the encoded body stays
+                    if animation:
+                        body = await asyncio.to_thread(codec.encode_animation, animation.with_frames(
+                            [r.picture for r in results]), fmt, quality)
+                    else:
+                        body = await asyncio.to_thread(
+                            codec.encode, results[0].picture, fmt, quality, options.png or settings.png,
+                            options.metadata)
+                out = results[0].picture
+                tiles, out_w, out_h = sum(r.tiles for r in results), out.width, out.height
+                out_bits = 8 if animation else out.bit_depth
+                del results, out  # the full-size planes go now; only the encoded body stays
             finally:
                 admission.release(cost)
     except TimeoutError as exc:
@@ -297,6 +315,8 @@ async def upscale_image(
         "Server-Timing": timings.header(),
         **cache_headers,
     }
+    if animation:
+        headers["X-Frames"] = str(len(frames))
     return Response(body, media_type=fmt.content_type, headers=headers)
 
 

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 1024 * 1024, gt=0)
     max_input_pixels: int = Field(4096 * 4096 // 4, gt=0)       # 2048 x 2048
     max_output_pixels: int = Field(8192 * 8192, gt=0)            # applies to the x4 result too
+    # Animated GIF/WebP/PNG: every frame is upscaled; the pixel limits count all frames together.
+    max_frames: int = Field(100, ge=1)
     request_timeout_s: float = Field(300.0, gt=0)
     max_concurrent_requests: int = Field(16, ge=1)
     # Admission by work (service/admission.py): model seconds per output megapixel, measured with

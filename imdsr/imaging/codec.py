@@ -126,6 +126,10 @@ class TooManyPixelsError(CodecError):
     """More pixels than allowed; raised from the header, before decoding (413)."""
 
 
+class TooManyFramesError(CodecError):
+    """An animation with more frames than allowed (422)."""
+
+
 @dataclass(frozen=True)
 class Picture:
     color: np.ndarray             # H x W x 3 RGB, uint8 or uint16
@@ -155,6 +159,68 @@ class Picture:
 
 # ---------------------------------------------------------------------------------------------
 # Decoding
+
+
+# Output formats that hold an animation (WebP, and PNG as APNG), with Pillow's writer names.
+ANIMATED_FORMATS = {OutputFormat.WEBP: "WEBP", OutputFormat.PNG: "PNG"}
+
+
+@dataclass(frozen=True)
+class Animation:
+    """The frames of an animated GIF, WebP or PNG, each whole (disposal applied), and timing."""
+
+    frames: tuple[Picture, ...]
+    durations_ms: tuple[int, ...]
+    loop: int  # 0: for ever
+
+    def with_frames(self, frames: list[Picture]) -> Animation:
+        return replace(self, frames=tuple(frames))
+
+
+def decode_animation(data: bytes, max_pixels: int, max_frames: int) -> Animation | None:
+    """The frames of ``data`` when it is animated (else None); every frame's pixels count against
+    ``max_pixels``, and more than ``max_frames`` frames is refused, both before decoding them."""
+    image = _open(data)
+    frames = getattr(image, "n_frames", 1)
+    if not getattr(image, "is_animated", False) or frames < 2:
+        return None
+    if frames > max_frames:
+        raise TooManyFramesError(f"the animation has {frames} frames; at most {max_frames} are served")
+    width, height = image.size
+    if frames * width * height > max_pixels:
+        raise TooManyPixelsError(f"{frames} frames of {width}x{height} = {frames * width * height} "
+                                 f"pixels; the limit is {max_pixels} for all frames together")
+    pictures, durations = [], []
+    try:
+        for index in range(frames):
+            image.seek(index)
+            rgba = np.asarray(image.convert("RGBA"))
+            alpha = rgba[..., 3] if (rgba[..., 3] < 255).any() else None
+            pictures.append(Picture(np.ascontiguousarray(rgba[..., :3]), None if alpha is None else
+                                    np.ascontiguousarray(alpha), False, image.format))
+            durations.append(int(image.info.get("duration", 100) or 100))
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        raise ImageDecodeError(f"cannot decode frame {len(pictures)} of the animation: {exc}") from exc
+    return Animation(tuple(pictures), tuple(durations), int(image.info.get("loop", 0) or 0))
+
+
+def encode_animation(animation: Animation, fmt: OutputFormat, quality: int | None = None) -> bytes:
+    """An animated WebP or PNG (APNG) of 8-bit frames, timing and loop kept."""
+    if fmt not in ANIMATED_FORMATS:
+        raise UnsupportedImageError(f"{fmt.value} cannot hold an animation; use webp or png")
+    images = []
+    for frame in animation.frames:
+        color = to_8bit(frame.color)
+        alpha = None if frame.alpha is None else to_8bit(frame.alpha)
+        images.append(Image.fromarray(np.dstack([color, alpha]) if alpha is not None else color,
+                                      "RGBA" if alpha is not None else "RGB"))
+    buffer = io.BytesIO()
+    options: dict[str, object] = {"save_all": True, "append_images": images[1:],
+                                  "duration": list(animation.durations_ms), "loop": animation.loop}
+    if fmt is OutputFormat.WEBP:
+        options["quality"] = quality or DEFAULT_QUALITY[fmt]
+    images[0].save(buffer, ANIMATED_FORMATS[fmt], **options)
+    return buffer.getvalue()
 
 
 def decode(data: bytes, max_pixels: int) -> Picture:

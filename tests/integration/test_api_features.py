@@ -174,3 +174,41 @@ def test_metadata_keep_and_strip(api: httpx.Client) -> None:
                         headers={"Content-Type": "image/jpeg"})
     out = Image.open(io.BytesIO(stripped.content))
     assert 0x010F not in out.getexif() and out.info.get("icc_profile") == icc  # ICC stays
+
+
+def _gif(frames: int, size: tuple[int, int] = (16, 12)) -> bytes:
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    images = [Image.new("RGB", size, colours[i % 3]) for i in range(frames)]
+    buf = io.BytesIO()
+    images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=[40, 50, 60][:frames],
+                   loop=0)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "writer"), [(None, "WEBP"), ("webp", "WEBP"), ("png", "PNG")])
+def test_animations_keep_every_frame(api: httpx.Client, fmt: str | None, writer: str) -> None:
+    params = {"format": fmt} if fmt else {}
+    r = api.post("/upscale", content=_gif(3), params=params, headers={"Content-Type": "image/gif"})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-frames"] == "3" and r.headers["x-output-size"] == "64x48"
+    out = Image.open(io.BytesIO(r.content))
+    assert out.format == writer and out.n_frames == 3 and out.size == (64, 48)
+    for index, channel in enumerate((0, 1, 2)):  # each frame is its own colour, x4
+        out.seek(index)
+        mean = np.asarray(out.convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0)
+        assert mean.argmax() == channel, (index, mean)
+        assert out.info.get("duration") in (40 + 10 * index, None) or writer == "PNG"
+
+
+def test_animation_limits(api: httpx.Client, triton_server) -> None:  # noqa: ANN001
+    jpeg = api.post("/upscale", content=_gif(3), params={"format": "jpeg"},
+                    headers={"Content-Type": "image/gif"})
+    assert jpeg.status_code == 422 and "animation" in str(jpeg.json()["detail"])
+    settings = Settings(triton_url=triton_server.grpc_url, default_model="c4", max_frames=2)
+    with Gateway(settings) as gw:
+        capped = httpx.post(f"{gw.url}/upscale", content=_gif(3), headers={"Content-Type": "image/gif"})
+        assert capped.status_code == 422 and "at most 2" in str(capped.json()["detail"])
+    settings = Settings(triton_url=triton_server.grpc_url, default_model="c4", max_input_pixels=500)
+    with Gateway(settings) as gw:  # 3 frames x 192 px = 576 > 500, though each frame fits
+        r = httpx.post(f"{gw.url}/upscale", content=_gif(3), headers={"Content-Type": "image/gif"})
+        assert r.status_code == 413 and "all frames" in r.json()["detail"]

@@ -34,9 +34,9 @@ def test_estimate_counts_overlap_channels_and_outscale() -> None:
 
 
 def test_work_is_admitted_until_the_tile_deadline_then_429_with_retry_after() -> None:
-    gate = _gate(tile_deadline_s=9.0)
+    gate = _gate(tile_deadline_s=12.0)
     cost = Cost(seconds=2.0, seconds_per_tile=0.5, tiles=4, memory=1 << 20, output_mpx=6.0)
-    admitted = [gate.admit(cost) for _ in range(3)]  # then 6 s ahead + 2 s own > 7.2 s (80% of 9)
+    admitted = [gate.admit(cost) for _ in range(3)]  # then 6 s ahead + 2 s own > 7.2 s (60% of 12)
     assert admitted[0].alone and not admitted[1].alone
     with pytest.raises(TooManyRequestsError) as refused:
         gate.admit(cost)
@@ -71,6 +71,14 @@ def test_rate_is_learnt_from_lone_requests_only() -> None:
     icon = gate.admit(Cost(0.01, 0.01, 1, 1, output_mpx=0.01))  # overhead-bound: not learnt from
     gate.observe("c4", icon, infer_seconds=0.05)
     assert gate.rate("c4", 0.3) == pytest.approx(0.1)
+    gate.release(icon)
+    slower = gate.admit(Cost(1.0, 1.0, 1, 1, output_mpx=2.0))
+    gate.observe("c4", slower, infer_seconds=0.6)  # slower: followed at once
+    assert gate.rate("c4", 0.3) == pytest.approx(0.3)
+    gate.release(slower)
+    faster = gate.admit(Cost(1.0, 1.0, 1, 1, output_mpx=2.0))
+    gate.observe("c4", faster, infer_seconds=0.2)  # faster: a quarter of the way
+    assert gate.rate("c4", 0.3) == pytest.approx(0.25)
 
 
 def test_cgroup_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
