@@ -187,7 +187,7 @@ def gateway(triton_grpc: str, variant: str, log: Path,  # noqa: ANN201 - Iterato
 
     (port,) = free_ports(1)
     env = {**os.environ, "IMDSR_TRITON_URL": triton_grpc, "IMDSR_DEFAULT_MODEL": variant,
-           "IMDSR_MAX_CONCURRENT_REQUESTS": "64", **(extra_env or {})}
+           **(extra_env or {})}
     exe = Path(sys.executable).parent / "imdsr"
     with log.open("ab") as handle:
         proc = subprocess.Popen([str(exe), "gateway", "--host", "127.0.0.1", "--port", str(port)],

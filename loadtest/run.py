@@ -20,9 +20,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +31,7 @@ import scenarios  # loadtest/scenarios.py: this script's folder is on sys.path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
-READY_TIMEOUT_S = 120.0
+sys.path.insert(0, str(ROOT))  # bench/ (the stack it starts), also from a source tree
 
 
 def _loopback(url: str) -> bool:
@@ -56,45 +53,17 @@ def _seconds(span: str) -> int:
     return h * 3600 + m * 60 + s
 
 
-def _wait_ready(url: str, gateway: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if gateway.poll() is not None:
-            raise RuntimeError(f"the gateway exited with code {gateway.returncode}")
-        with contextlib.suppress(urllib.error.URLError, OSError), \
-                urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(0.5)
-    raise RuntimeError(f"the gateway was not ready after {timeout_s:.0f} s")
-
-
 @contextlib.contextmanager
 def local_service(logs: Path) -> Iterator[str]:
-    """Triton on the committed model repository and the gateway, on free loopback ports."""
-    from triton_host.launcher import TritonOptions, TritonServer, free_ports
+    """Triton on the committed model repository and the gateway (its own process), on free
+    loopback ports: the same stack `imdsr bench service` measures."""
+    from bench.service import gateway, triton
+    from imdsr.contract import DEFAULT_VARIANT
 
-    http, grpc, metrics, port = free_ports(4)
-    options = TritonOptions(ROOT / "model_repository", http, grpc, metrics, host="127.0.0.1",
-                            exit_timeout_s=5)
     print(f"starting Triton and the gateway (logs: {logs}/triton.log, gateway.log)", flush=True)
-    with (logs / "triton.log").open("ab") as triton_log, (logs / "gateway.log").open("ab") as gateway_log, \
-            TritonServer(options, log=triton_log) as triton:
-        gateway = subprocess.Popen(
-            [str(BIN / "imdsr"), "gateway", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "IMDSR_TRITON_URL": triton.grpc_url},
-            stdin=subprocess.DEVNULL, stdout=gateway_log, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, gateway, READY_TIMEOUT_S)
-            yield url
-        finally:
-            gateway.terminate()
-            try:
-                gateway.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
-                gateway.wait()
+    with triton(ROOT / "model_repository", logs / "triton.log") as server, \
+            gateway(server.grpc_url, DEFAULT_VARIANT, logs / "gateway.log") as (_, url):
+        yield url
 
 
 def run_locust(url: str, args: argparse.Namespace, out: Path) -> int:

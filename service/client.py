@@ -3,8 +3,8 @@
 Files and folders become a plan of :class:`Job` (``plan_jobs``: folder walking, output names,
 name clashes), then ``upscale_jobs`` sends them to ``POST /upscale`` a few at a time, skipping
 outputs already written, retrying 429/503 after their ``Retry-After`` and collecting an
-:class:`UpscaleSummary`. Nothing here imports the gateway or the picture code: it is a plain
-HTTP client.
+:class:`UpscaleSummary`. A plain HTTP client: nothing of the gateway is imported; output-format
+names and suffixes are the codec's (``imdsr.imaging.codec``), so they cannot disagree with it.
 """
 
 from __future__ import annotations
@@ -339,18 +339,3 @@ def upscale_paths(url: str, paths: Sequence[Path], out: Path, params: UpscalePar
                                        progress=progress))
     summary.failed[:0] = clashes
     return summary
-
-
-def upscale_file(url: str, source: Path, output: Path, *, model: str | None = None,
-                 fmt: str | None = None, outscale: float | None = None, quality: int | None = None,
-                 timeout_s: float = 600.0) -> Upscaled:
-    """POST one file to ``{url}/upscale`` and write the image at ``output`` (always: no skip)."""
-    if fmt is None:
-        fmt = _format_of_path(output)
-    params = UpscaleParams(model=model, fmt=fmt, outscale=outscale, quality=quality)
-
-    async def one() -> Upscaled:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            return await upscale_job(client, url, Job(source, output, exact=True), params, retries=0)
-
-    return asyncio.run(one())

@@ -109,6 +109,24 @@ class TritonOptions:
         return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
 
 
+class Endpoints:
+    """The URLs of a Triton started with ``self.options`` (the same on every restart)."""
+
+    options: TritonOptions
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.options.client_host}:{self.options.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.options.client_host}:{self.options.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.options.client_host}:{self.options.metrics_port}/metrics"
+
+
 def check_repository(repo: Path) -> None:
     """Raise unless ``repo`` is a folder with at least one model in it."""
     repo = Path(repo)
@@ -150,7 +168,7 @@ def _die_with_parent() -> None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class TritonServer:
+class TritonServer(Endpoints):
     """One ``tritonserver`` process; usable as a context manager."""
 
     def __init__(self, options: TritonOptions, install: TritonInstall | None = None,
@@ -167,19 +185,6 @@ class TritonServer:
         # Each server gets its own shared-memory prefix: several servers (parallel test runs,
         # a restarted one) on one machine would otherwise collide in /dev/shm.
         self.shm_prefix = f"imdsr{os.getpid()}x{secrets.token_hex(4)}x"
-
-    # -- endpoints ---------------------------------------------------------------------------
-    @property
-    def grpc_url(self) -> str:
-        return f"{self.options.client_host}:{self.options.grpc_port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.options.client_host}:{self.options.http_port}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://{self.options.client_host}:{self.options.metrics_port}/metrics"
 
     # -- process set-up ----------------------------------------------------------------------
     def _backend_dir(self) -> Path:
@@ -437,7 +442,7 @@ def _log_tail(path: Path, offset: int, errors: int = 8, last: int = 3, width: in
     return "\n".join(lines[i] if len(lines[i]) <= width else lines[i][:width] + " ..." for i in picked)
 
 
-class TritonSupervisor:
+class TritonSupervisor(Endpoints):
     """Keeps one ``tritonserver`` running: when it dies it is reaped, the reason is logged (exit
     code or signal, and the tail of its log when it writes to ``log_path``), and it is started
     again on the same ports (clients' gRPC channels reconnect by themselves) after the policy's
@@ -476,19 +481,6 @@ class TritonSupervisor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._log: IO[bytes] | None = None
-
-    # -- endpoints (the same on every restart) ------------------------------------------------
-    @property
-    def grpc_url(self) -> str:
-        return f"{self.options.client_host}:{self.options.grpc_port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.options.client_host}:{self.options.http_port}"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://{self.options.client_host}:{self.options.metrics_port}/metrics"
 
     # -- control (any thread) -----------------------------------------------------------------
     def start(self) -> None:

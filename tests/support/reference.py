@@ -12,7 +12,7 @@ from tests.support import DATA
 
 
 def reference_dir() -> Path:
-    """The golden data, copied from ``../shared/reference`` into the repository (tests/data)."""
+    """The golden data, copied from the project's reference material into tests/data."""
     return DATA
 
 
