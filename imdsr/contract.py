@@ -29,8 +29,15 @@ DEFAULT_METRICS_PORT = 8002
 DEFAULT_GATEWAY_PORT = 8080
 
 
-def model_name(variant: str) -> str:
-    return f"{MODEL_PREFIX}{variant}"
+def model_name(variant: str, arch: str = "imdeception") -> str:
+    """Triton's name for a registry variant: ``imdeception_<variant>`` for the IMDeception family
+    (the names clients have always used), the variant itself for other architectures, whose
+    variant names start with their architecture (``rlfn``, ``imdn_nb7``)."""
+    if arch == "imdeception":
+        return f"{MODEL_PREFIX}{variant}"
+    if variant != arch and not variant.startswith(f"{arch}_"):
+        raise ValueError(f"variant {variant!r} of {arch!r} must be {arch!r} or start with '{arch}_'")
+    return variant
 
 
 def variant_of(model: str) -> str:

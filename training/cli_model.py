@@ -9,7 +9,7 @@ import typer
 
 from imdsr.cli_support import fail
 from imdsr.contract import DEFAULT_VARIANT, SCALE
-from training.models.registry import VARIANTS, list_variants
+from training.models.registry import ARCHS, VARIANTS, list_variants
 
 weights_app = typer.Typer(help="Weights files: import the published checkpoint, inspect.",
                           no_args_is_help=True)
@@ -24,17 +24,20 @@ def _check_variant(variant: str) -> str:
 
 @weights_app.command("import-ntire22")
 def import_ntire22(
-    src: Annotated[Path, typer.Argument(help="team19_imdeception.pth (a plain PyTorch state_dict)")],
+    src: Annotated[Path, typer.Argument(help="a published checkpoint of the NTIRE 2022 ESR repository "
+                                        "(model_zoo/*.pth: a plain PyTorch state_dict)")],
     dst: Annotated[Path, typer.Argument(help="output .safetensors file")],
+    arch: Annotated[str, typer.Option(help="architecture: " + ", ".join(ARCHS))] = "imdeception",
 ) -> None:
-    """Convert the published NTIRE 2022 checkpoint into the project's weights format."""
+    """Convert a published NTIRE 2022 checkpoint (IMDeception or a peer) into the project's format."""
     import torch
 
     from imdsr.digest import file_sha256
-    from training.models import create_model
-    from training.weights.ntire22 import PUBLISHED_VARIANT, CheckpointMismatch, import_checkpoint
+    from training.weights.ntire22 import CheckpointMismatch, import_published
     from training.weights.store import WeightsMeta, save_weights
 
+    if arch not in ARCHS:
+        raise fail(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
     if not src.is_file():
         raise fail(f"checkpoint not found: {src}")
     try:
@@ -43,16 +46,16 @@ def import_ntire22(
         raise fail(f"{src} is not a readable PyTorch checkpoint: {exc}") from exc
     if not isinstance(ckpt, dict):
         raise fail(f"{src} holds a {type(ckpt).__name__}, not a state_dict")
-    model = create_model(PUBLISHED_VARIANT)
     try:
-        state = import_checkpoint(ckpt, model)
+        variant, state = import_published(ckpt, arch)
     except CheckpointMismatch as exc:
         raise fail(str(exc)) from exc
-    meta = WeightsMeta(PUBLISHED_VARIANT, SCALE, f"ntire22:{src.name}:sha256={file_sha256(src)}",
-                       {"origin": "NTIRE 2022 Efficient SR challenge, team19 (published)"})
+    spec = VARIANTS[variant]
+    meta = WeightsMeta(variant, SCALE, f"ntire22:{src.name}:sha256={file_sha256(src)}",
+                       {"origin": f"NTIRE 2022 Efficient SR challenge: {spec.description} (published)"})
     save_weights(dst, state, meta)
     params = sum(v.numel() for v in state.values())
-    typer.echo(f"wrote {dst} (variant {PUBLISHED_VARIANT}, x{SCALE}, {params:,} params)")
+    typer.echo(f"wrote {dst} (variant {variant}, {arch}, x{SCALE}, {params:,} params)")
 
 
 @weights_app.command("info")

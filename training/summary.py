@@ -1,6 +1,7 @@
 """Complexity of a model at a given input size, by NTIRE 2022's counting conventions.
 
-FLOPs = conv multiply-accumulates + one per element that goes through an activation function;
+FLOPs = conv multiply-accumulates + one per element that goes through an activation function
+(ReLU/LeakyReLU modules, and IMDeception's functional ones after its grouped blocks and fuses);
 activations = elements of all conv outputs; #conv = Conv2d layers (a grouped conv counts once).
 The attention's two matrix products are not convolutions, so NTIRE's counter (module hooks on
 convs and activation layers) leaves them out; we report them separately.
@@ -61,7 +62,12 @@ def measure(model: nn.Module, height: int = 256, width: int = 256) -> Complexity
         d = m.q * m.patch * m.patch
         totals["attn"] += 2 * regions * tokens * tokens * d  # Q K^T and A V
 
+    def act_hook(_m: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        totals["act"] += out.numel()
+
     handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(act_hook) for m in model.modules()
+                if isinstance(m, nn.ReLU | nn.LeakyReLU)]
     handles += [m.register_forward_hook(attn_hook) for m in model.modules()
                 if isinstance(m, BlockNonLocalAttention)]
     try:

@@ -1,39 +1,76 @@
-"""Registry of named IMDeception variants, in the style of timm/torchvision: name -> spec -> module."""
+"""Registry of named model variants, in the style of timm/torchvision: name -> spec -> module.
+
+Every architecture the project serves is here: the IMDeception family (bare variant names, as
+they have always been) and its NTIRE 2022 efficient-SR peers (names that start with their
+architecture). Torch-free, so the command line can list variants without importing torch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from imdsr.contract import model_name
 
 if TYPE_CHECKING:
-    from training.models.imdeception import IMDeception
+    from torch import nn
+
+# Architecture -> the class that builds it ("module:Class"), imported only when a model is built.
+ARCHS: dict[str, str] = {
+    "imdeception": "training.models.imdeception:IMDeception",
+    "imdn": "training.models.imdn:IMDN",
+    "rlfn": "training.models.rlfn:RLFN",
+    "efdn": "training.models.efdn:EFDN",
+}
 
 
 @dataclass(frozen=True)
 class VariantSpec:
     name: str
-    core: int
-    nla: bool
+    arch: str
     description: str
-    # What the paper's Table 2 reports for this core, where it reports it (params only; see
-    # `imdsr model summary` for the counts of the structure built here).
+    options: Mapping[str, Any] = field(default_factory=dict)  # the class's constructor arguments
+    # Parameters the paper (or the challenge's table) reports for this structure, where it does;
+    # `imdsr model summary` prints the count of the structure built here beside it.
     paper_params: int | None = None
+    # The NTIRE 2022 ESR repository's checkpoint with this structure (model_zoo/<file>), if any.
+    ntire22_checkpoint: str | None = None
+
+    @property
+    def triton_name(self) -> str:
+        return model_name(self.name, self.arch)
+
+
+def _imdeception(name: str, core: int, nla: bool, description: str, paper: int | None = None,
+                 checkpoint: str | None = None) -> VariantSpec:
+    return VariantSpec(name, "imdeception", description, {"core": core, "nla": nla}, paper, checkpoint)
 
 
 VARIANTS: dict[str, VariantSpec] = {
     spec.name: spec
     for spec in (
-        VariantSpec("c16nla", 16, True, "core 16 + two NLA blocks: the NTIRE 2022 entry", 316_552),
-        VariantSpec("c12", 12, False, "core 12, no attention", 198_000),
-        VariantSpec("c8", 8, False, "core 8, no attention", 113_000),
-        VariantSpec("c4nla", 4, True, "core 4 + two NLA blocks", 57_000),
-        VariantSpec("c4", 4, False, "core 4, no attention: the smallest"),
+        _imdeception("c16nla", 16, True, "core 16 + two NLA blocks: the NTIRE 2022 entry", 316_552,
+                     "team19_imdeception.pth"),
+        _imdeception("c12", 12, False, "core 12, no attention", 198_000),
+        _imdeception("c8", 8, False, "core 8, no attention", 113_000),
+        _imdeception("c4nla", 4, True, "core 4 + two NLA blocks", 57_000),
+        _imdeception("c4", 4, False, "core 4, no attention: the smallest"),
+        VariantSpec("imdn", "imdn", "IMDN, 64 channels, 8 blocks: the NTIRE 2022 ESR baseline",
+                    {"channels": 64, "blocks": 8}, 893_936, "imdn_baseline.pth"),
+        VariantSpec("imdn_nb7", "imdn", "IMDN, 7 blocks: xilinxSR's entry (team 26, collapsed "
+                    "linear blocks)", {"channels": 64, "blocks": 7}, 790_496, "team26_imdn_nb7.pth"),
+        VariantSpec("rlfn", "rlfn", "RLFN cut, 46/48 channels: ByteESR (team 04), runtime winner",
+                    {"channels": 46, "inner": 48}, 317_218, "team04_rlfn.pth"),
+        VariantSpec("efdn", "efdn", "EFDN, 42 channels, re-parameterised: NEESR (team 05)",
+                    {"channels": 42, "distilled": 10}, 272_038, "team05_efdn.pt"),
     )
 }
 
 
-def list_variants() -> list[str]:
-    return list(VARIANTS)
+def list_variants(arch: str | None = None) -> list[str]:
+    return [name for name, spec in VARIANTS.items() if arch is None or spec.arch == arch]
 
 
 def get_variant(name: str) -> VariantSpec:
@@ -43,8 +80,7 @@ def get_variant(name: str) -> VariantSpec:
         raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
 
 
-def create_model(name: str, scale: int = 4) -> IMDeception:
-    from training.models.imdeception import IMDeception  # torch, only when a model is built
-
+def create_model(name: str, scale: int = 4) -> nn.Module:
     spec = get_variant(name)
-    return IMDeception(core=spec.core, nla=spec.nla, scale=scale)
+    module, cls = ARCHS[spec.arch].split(":")
+    return getattr(import_module(module), cls)(**spec.options, scale=scale)  # torch, only here

@@ -1,7 +1,10 @@
-"""Mapping between the published NTIRE 2022 checkpoint (team19_imdeception.pth) and our modules.
+"""Import of the NTIRE 2022 ESR repository's published checkpoints, one architecture at a time.
 
-The checkpoint stores each grouped 3x3 conv as four separate convs (``conv2d_block.0..3``);
-ours are real ``groups=4`` convs, whose weight and bias are those four concatenated on dim 0.
+IMDeception (team19_imdeception.pth) is mapped here: the checkpoint stores each grouped 3x3 conv
+as four separate convs (``conv2d_block.0..3``); ours are real ``groups=4`` convs, whose weight and
+bias are those four concatenated on dim 0. Its peers (IMDN, RLFN, EFDN) are renamed one for one
+by ``training.weights.ntire22_peers``. Every import refuses a checkpoint whose tensors are not
+exactly the published layout, naming each missing, unexpected or wrong-shaped tensor.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from training.models.imdeception import IMDeception
+from training.models.registry import create_model, get_variant, list_variants
+from training.weights import ntire22_peers
 
 GROUPS = 4
 # The variant whose structure the published checkpoint has (core 16 + NLA, 316,552 parameters).
@@ -92,10 +98,7 @@ def _strip_wrappers(ckpt: Mapping[str, object]) -> Mapping[str, torch.Tensor]:
     return ckpt  # type: ignore[return-value]
 
 
-def import_checkpoint(ckpt: Mapping[str, object], model: IMDeception) -> dict[str, torch.Tensor]:
-    """Our state dict from a published-layout checkpoint; refuses anything that does not match."""
-    tensors = _strip_wrappers(ckpt)
-    layout = dict(checkpoint_layout(model))
+def _problems(tensors: Mapping[str, torch.Tensor], layout: Mapping[str, tuple[int, ...]]) -> list[str]:
     missing = [n for n in layout if n not in tensors]
     extra = [n for n in tensors if n not in layout]
     wrong = [
@@ -110,6 +113,13 @@ def import_checkpoint(ckpt: Mapping[str, object], model: IMDeception) -> dict[st
         problems.append("unexpected tensors: " + ", ".join(extra))
     if wrong:
         problems.append("wrong shapes: " + "; ".join(wrong))
+    return problems
+
+
+def import_checkpoint(ckpt: Mapping[str, object], model: IMDeception) -> dict[str, torch.Tensor]:
+    """Our state dict from a published-layout checkpoint; refuses anything that does not match."""
+    tensors = _strip_wrappers(ckpt)
+    problems = _problems(tensors, dict(checkpoint_layout(model)))
     if problems:
         raise CheckpointMismatch("checkpoint does not match the NTIRE 2022 IMDeception layout: "
                                  + " | ".join(problems))
@@ -128,3 +138,42 @@ def export_checkpoint(model: IMDeception) -> dict[str, torch.Tensor]:
                               strict=True):
             out[name] = part.clone()
     return {name: out[name] for name, _ in checkpoint_layout(model)}
+
+
+def published_layout(model: nn.Module, arch: str) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of the published checkpoint of ``model`` (an ``arch`` network)."""
+    if arch == "imdeception":
+        return dict(checkpoint_layout(model))
+    ours = model.state_dict()
+    return {theirs: tuple(ours[name].shape) for name, theirs in ntire22_peers.names(model, arch).items()}
+
+
+def to_published(model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
+    """``model``'s parameters as its published checkpoint holds them (tests and tools)."""
+    if arch == "imdeception":
+        return export_checkpoint(model)
+    return ntire22_peers.to_published(model, arch)
+
+
+def import_published(ckpt: Mapping[str, object], arch: str) -> tuple[str, dict[str, torch.Tensor]]:
+    """The registry variant of ``arch`` whose layout ``ckpt`` has, and our state dict for it.
+
+    An architecture with several published structures (IMDN: 8 blocks, 7 blocks) is matched by
+    layout; a checkpoint that matches none is refused against the closest one.
+    """
+    tensors = _strip_wrappers(ckpt)
+    candidates = [v for v in list_variants(arch) if get_variant(v).ntire22_checkpoint]
+    if not candidates:
+        raise CheckpointMismatch(f"no published NTIRE 2022 checkpoint of {arch!r} is known")
+    tried: list[tuple[int, str, list[str]]] = []
+    for variant in candidates:
+        model = create_model(variant)
+        problems = _problems(tensors, published_layout(model, arch))
+        if not problems:
+            if arch == "imdeception":
+                return variant, import_checkpoint(tensors, model)
+            return variant, ntire22_peers.from_published(dict(tensors), model, arch)
+        tried.append((sum(p.count(",") + 1 for p in problems), variant, problems))
+    _, variant, problems = min(tried)
+    raise CheckpointMismatch(f"checkpoint does not match the NTIRE 2022 {arch} layout ({variant}, "
+                             f"{get_variant(variant).ntire22_checkpoint}): " + " | ".join(problems))
