@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imdsr.contract import INPUT_NAME, OUTPUT_U8_NAME, SCALE, WIRE_DTYPE, model_name
+from imdsr.contract import INPUT_NAME, OUTPUT_U8_NAME, SCALE, WIRE_DTYPE
+from training.models.registry import triton_name
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ async def triton_levels(grpc_url: str, variant: str, x: np.ndarray, system: str,
     async def call() -> bool:
         tensor = InferInput(INPUT_NAME, list(x.shape), WIRE_DTYPE)
         tensor.set_data_from_numpy(x)
-        result = await client.infer(model_name(variant), [tensor],
+        result = await client.infer(triton_name(variant), [tensor],
                                     outputs=[InferRequestedOutput(OUTPUT_U8_NAME)])
         return result.as_numpy(OUTPUT_U8_NAME) is not None
 
@@ -261,7 +262,7 @@ def run_service_bench(b: ServiceBench, progress: Callable[[str], None] = print) 
         onnx_file = None
         for runtime in b.runtimes:
             on = repository(f"{runtime}-batching", runtime, True)
-            onnx_file = onnx_file or on / model_name(b.variant) / "1" / "model.onnx"
+            onnx_file = onnx_file or on / triton_name(b.variant) / "1" / "model.onnx"
             report.model_ms[f"served graph, {runtime}"] = 1e3 * served_model_seconds(
                 onnx_file, runtime, x, b.threads, b.repeats)
             progress(f"model only on {runtime} timed")

@@ -19,7 +19,8 @@ import numpy as np
 
 from export.model_config import ONNX_FILENAME, render_model_config
 from export.serving import ServingConfig
-from imdsr.contract import INPUT_NAME, OUTPUT_NAME, model_name
+from imdsr.contract import INPUT_NAME, OUTPUT_NAME
+from training.models.registry import triton_name
 from triton_host.python_backend import BACKEND_FILES
 
 FORMATS = ("FP32", "FP16", "UINT8")
@@ -38,7 +39,7 @@ class WireResult:
 
 
 def wire_model_name(variant: str, wire: str) -> str:
-    return model_name(variant) if wire == "FP32" else f"{model_name(variant)}_wire_{wire.lower()}"
+    return triton_name(variant) if wire == "FP32" else f"{triton_name(variant)}_wire_{wire.lower()}"
 
 
 def write_wire_repo(root: Path, variant: str, onnx_file: Path, cfg: ServingConfig) -> None:

@@ -17,10 +17,11 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT, INPUT_NAME, OUTPUT_NAME, WIRE_DTYPE
-from imdsr.contract import model_name as triton_model_name
 from imdsr.imaging.codec import decode, default_format, encode, format_for_path
 from imdsr.imaging.pipeline import upscale_sync
-from imdsr.imaging.tiling import DEFAULT_CONTEXT, DEFAULT_TILE
+from imdsr.imaging.tiling import DEFAULT_TILE
+from service.model_traits import ModelTraits
+from training.models.registry import triton_name as triton_model_name
 
 
 def make_infer(client: grpcclient.InferenceServerClient, model: str):  # noqa: ANN201
@@ -43,7 +44,8 @@ def main() -> None:
     parser.add_argument("--url", default=f"127.0.0.1:{DEFAULT_GRPC_PORT}", help="Triton gRPC")
     parser.add_argument("--model", default=DEFAULT_VARIANT)
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
-    parser.add_argument("--context", type=int, default=DEFAULT_CONTEXT)
+    parser.add_argument("--context", type=int, default=None,
+                        help="LR px around each tile (default: the model's, from its config)")
     parser.add_argument("--in-flight", type=int, default=4, help="tiles sent at once")
     args = parser.parse_args()
 
@@ -51,8 +53,13 @@ def main() -> None:
     client = grpcclient.InferenceServerClient(args.url)
     if not client.is_model_ready(triton_model_name(args.model)):
         raise SystemExit(f"model {args.model!r} is not ready on {args.url}")
-    result = upscale_sync(picture, make_infer(client, args.model), tile=args.tile,
-                          context=args.context, in_flight=args.in_flight).picture
+    # The model's tiling rule (context, alignment, smallest window) as its config publishes it.
+    name = triton_model_name(args.model)
+    traits = ModelTraits.from_config(name, client.get_model_config(name, as_json=True)["config"])
+    rule = traits.with_context(args.context)
+    tile = rule.whole_tile(picture.height, picture.width) or rule.tile(args.tile)
+    result = upscale_sync(picture, make_infer(client, args.model), tile=tile, rule=rule,
+                          in_flight=args.in_flight).picture
     fmt = format_for_path(args.output) or default_format(picture.source_format)
     args.output.write_bytes(encode(result, fmt))
     print(f"{args.source} {picture.width}x{picture.height} -> {args.output} "

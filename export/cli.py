@@ -216,24 +216,23 @@ def repo_cmd(
     variants: Annotated[list[str], typer.Option(
         help="variants (repeat or comma-separate); 'shipped' (default) or 'all'")] = ["shipped"],  # noqa: B006
     weights: Annotated[list[str], typer.Option(
-        help="VARIANT=PATH weights override (default: the shipped weights)")] = [],  # noqa: B006
+        help="ARCH=PATH or VARIANT=PATH: add that model (or replace its shipped weights); an "
+             "architecture (rlfn, efdn, imdn, imdeception) takes the variant its weights file names")
+    ] = [],  # noqa: B006
     plans: Annotated[Path | None, typer.Option(
         help="gpu/jetson: folder with <model>/**/model.smXY.trtA.B.plan already built")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Write a Triton model repository, one imdeception_<variant> model per variant."""
+    """Write a Triton model repository: one model per variant, named by architecture and variant
+    (imdeception_c16nla, rlfn, imdn_nb7, ...)."""
     from export.repo import ModelSource, write_repository
     from export.serving import TARGETS, load_serving
 
     if target not in TARGETS:
         raise typer.BadParameter(f"target must be one of {', '.join(TARGETS)}")
-    overrides = {}
-    for item in weights:
-        variant, sep, path = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--weights wants VARIANT=PATH, got {item!r}")
-        overrides[variant] = Path(path)
+    overrides = dict(_weights_option(item) for item in weights)
     names = _parse_variants(variants)
+    names += [v for v in overrides if v not in names]
     if not names:
         raise fail("no variants: no weights ship yet; pass --variants and --weights V=PATH")
     sources = [ModelSource(v, _weights_for(v, overrides.get(v))) for v in names]
@@ -241,6 +240,29 @@ def repo_cmd(
     for name, entry in manifest["models"].items():
         typer.echo(f"{name}: {entry['weights']} ({entry['weights_source']})")
     typer.echo(f"wrote {output} ({target}, {len(sources)} models)")
+
+
+def _weights_option(item: str) -> tuple[str, Path]:
+    """``ARCH=PATH`` or ``VARIANT=PATH`` -> (variant, path), checked against the file's metadata."""
+    from training.models.registry import ARCHS, VARIANTS
+    from training.weights.store import WeightsError, read_meta
+
+    key, sep, raw = item.partition("=")
+    if not sep or not raw:
+        raise typer.BadParameter(f"--weights wants ARCH=PATH or VARIANT=PATH, got {item!r}")
+    if key not in ARCHS and key not in VARIANTS:
+        raise typer.BadParameter(f"--weights {item!r}: {key!r} is neither an architecture "
+                                 f"({', '.join(ARCHS)}) nor a variant ({', '.join(VARIANTS)})")
+    path = Path(raw)
+    if not path.is_file():
+        raise fail(f"weights file not found: {path}")
+    try:
+        variant = read_meta(path).variant
+    except (WeightsError, OSError, Exception) as exc:  # noqa: BLE001 - unreadable file, one message
+        raise fail(f"{path} is not an imdsr weights file: {exc}") from exc
+    if variant not in VARIANTS or (variant != key and VARIANTS[variant].arch != key):
+        raise fail(f"{path} holds variant {variant!r}, not {key!r}")
+    return variant, path
 
 
 @export_app.command("native-repo")

@@ -143,7 +143,7 @@ def export_onnx(variant: str, weights: str | Path, out: str | Path, *, scale: in
     final = simplify(traced) if simplified else traced
     prov = Provenance(variant, scale, file_sha256(weights), meta.source)
     onnx.helper.set_model_props(final, prov.as_metadata())
-    final.doc_string = f"IMDeception {variant} x{scale} (imdsr)"
+    final.doc_string = f"{type(model).__name__} {variant} x{scale} (imdsr)"
     onnx.checker.check_model(final, full_check=True)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

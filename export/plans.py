@@ -31,7 +31,7 @@ from export.repo import ModelSource, write_repository
 from export.serving import ServingConfig, Target
 from export.trt_build import Builder, BuildRequest, build_engine, detect_trt_version, versions_match
 from export.trt_plan import Gpu, detect_gpu, engine_profile, plan_filename, slug, timing_cache_path
-from imdsr.contract import model_name
+from training.models.registry import triton_name
 from training.weights.store import shipped_weights
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class PlanJob:
     dry_run: bool = False
 
     def onnx(self, variant: str) -> Path:
-        return self.onnx_dir / f"{model_name(variant)}.onnx"
+        return self.onnx_dir / f"{triton_name(variant)}.onnx"
 
     @property
     def precision(self) -> str:
@@ -146,11 +146,12 @@ def cache_key(job: PlanJob, gpu: Gpu, trt_version: str, digest: str) -> str:
 # --------------------------------------------------------------------------- building
 def _build_all(job: PlanJob, work: Path, plan_name: str, gpu: Gpu, trt_version: str) -> None:
     target = job.serving.trt_target(job.target)
-    profile = engine_profile(job.serving.window_limits(), job.serving.max_batch_for(job.target))
     timing = timing_cache_path(job.cache_root / TIMING_DIR, gpu.name, gpu.compute_capability,
                                trt_version)
     for variant in job.variants:
-        plan = work / model_name(variant) / plan_name
+        profile = engine_profile(job.serving.window_limits(variant),
+                                 job.serving.max_batch_for(job.target))
+        plan = work / triton_name(variant) / plan_name
         plan.parent.mkdir(parents=True, exist_ok=True)
         if job.dry_run:
             plan.write_bytes(DRY_RUN_PLAN)
@@ -178,7 +179,7 @@ def ensure_plans(job: PlanJob, key: str, plan_name: str, meta: dict[str, object]
     """
     final = job.cache_root / key
     manifest = final / MANIFEST
-    if manifest.is_file() and all((final / model_name(v) / plan_name).is_file() for v in job.variants):
+    if manifest.is_file() and all((final / triton_name(v) / plan_name).is_file() for v in job.variants):
         log.info("cache hit: %s", final)
         return final, True
     job.cache_root.mkdir(parents=True, exist_ok=True)
@@ -210,7 +211,7 @@ def write_plan_repository(job: PlanJob, plans: Path, plan_name: str, key: str) -
     sources = [ModelSource(v, shipped_weights(v)) for v in job.variants]
     write_repository(job.repo_dir, job.target, sources, job.serving, plans)
     for variant in job.variants:
-        model_dir = job.repo_dir / model_name(variant)
+        model_dir = job.repo_dir / triton_name(variant)
         config = (model_dir / "config.pbtxt").read_text()
         if not (model_dir / "1" / plan_name).is_file() or f'"{plan_name}"' not in config:
             raise PlanError(f"{model_dir} does not serve {plan_name}")

@@ -25,9 +25,9 @@ from export import onnx_export
 from export.model_config import ONNX_FILENAME, render_model_config
 from export.serving import ServingConfig, Target
 from export.trt_plan import cc_model_filenames, parse_plan_filename
-from imdsr.contract import model_name
 from imdsr.digest import file_sha256
 from training.models import list_variants
+from training.models.registry import triton_name
 from training.weights.store import WeightsError, shipped_weights
 from triton_host.python_backend import BACKEND_FILES
 
@@ -77,7 +77,7 @@ def _found_plans(plans_dir: Path | None, model: str) -> dict[str, Path]:
 
 def _write_model(root: Path, src: ModelSource, target: Target, cfg: ServingConfig,
                  plans_dir: Path | None) -> dict:
-    name = model_name(src.variant)
+    name = triton_name(src.variant)
     version_dir = root / name / "1"
     version_dir.mkdir(parents=True)
     result = onnx_export.export_onnx(src.variant, src.weights, version_dir / ONNX_FILENAME)
@@ -130,7 +130,7 @@ def write_repository(out: str | Path, target: Target, sources: list[ModelSource]
             "generated_by": f"imdsr export repo --target {target}",
             "target": target,
             "onnx_exporter_sha256": exporter_fingerprint(),
-            "models": {model_name(s.variant): _write_model(tmp, s, target, cfg, plans_dir) for s in sources},
+            "models": {triton_name(s.variant): _write_model(tmp, s, target, cfg, plans_dir) for s in sources},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
@@ -157,7 +157,7 @@ def check_repository(repo: str | Path, cfg: ServingConfig,
         problems.append(f"target is {manifest.get('target')!r}, the committed repository is 'cpu'")
     if manifest.get("onnx_exporter_sha256") != exporter_fingerprint():
         problems.append("export/onnx_export.py changed since the graphs were exported")
-    expected = {model_name(s.variant): s for s in sources}
+    expected = {triton_name(s.variant): s for s in sources}
     models = manifest.get("models", {})
     on_disk = {p.name for p in repo.iterdir() if p.is_dir()}
     for name in sorted(set(expected) - set(models)):

@@ -92,9 +92,14 @@ class ServingConfig(StrictModel):
         own = self.target(name).preferred_batch_sizes
         return self.batching.preferred_batch_sizes if own is None else own
 
-    def window_limits(self) -> WindowLimits:
-        """What every target's model accepts: the same on cpu, gpu and jetson by construction."""
-        return WindowLimits(max_side=self.window)
+    def window_limits(self, variant: str | None = None) -> WindowLimits:
+        """What a model accepts: the same on cpu, gpu and jetson by construction; ``variant``'s
+        architecture may need a smallest window (RLFN's and EFDN's pooling)."""
+        if variant is None:
+            return WindowLimits(max_side=self.window)
+        from training.models.registry import get_variant
+
+        return WindowLimits(max_side=self.window, min_side=get_variant(variant).tiling.min_side)
 
     def trt_target(self, name: Target) -> TrtTarget:
         target = self.target(name)

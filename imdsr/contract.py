@@ -23,6 +23,17 @@ MAX_WINDOW_PARAM = "imdsr_max_window"
 # by it, so new weights never answer with a cached result of the old ones).
 WEIGHTS_PARAM = "imdsr_weights_sha256"
 
+# config.pbtxt parameters that describe the model to the gateway (GET /models, tiling): its
+# architecture, parameter count and FLOPs (NTIRE 2022 counting, 256x256 LR input), and its tiling
+# rule (imdsr/imaging/tiling.py TilingRule).
+ARCH_PARAM = "imdsr_arch"
+PARAMS_PARAM = "imdsr_params"
+FLOPS_PARAM = "imdsr_flops"
+CONTEXT_PARAM = "imdsr_context"
+ALIGN_PARAM = "imdsr_align"
+MIN_WINDOW_PARAM = "imdsr_min_window"
+WHOLE_PARAM = "imdsr_whole_up_to"
+
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001
 DEFAULT_METRICS_PORT = 8002
@@ -41,6 +52,5 @@ def model_name(variant: str, arch: str = "imdeception") -> str:
 
 
 def variant_of(model: str) -> str:
-    if not model.startswith(MODEL_PREFIX):
-        raise ValueError(f"{model!r} is not an imdsr model name ({MODEL_PREFIX}<variant>)")
-    return model[len(MODEL_PREFIX):]
+    """The registry variant a Triton model name serves (the inverse of ``model_name``)."""
+    return model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model

@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from imdsr.contract import SCALE, model_name
+from imdsr.contract import SCALE
 from imdsr.imaging import codec
 from imdsr.imaging.geometry import FinalSize, final_size
 from imdsr.imaging.pipeline import AlphaMode, upscale
-from imdsr.imaging.tiling import plan_tiles
+from imdsr.imaging.tiling import TilingRule, plan_tiles
 from imdsr.imaging.windows import TileTooLargeError, WindowLimits
 from service import errors
 from service.admission import Cost, WorkAdmission, estimate
@@ -34,7 +34,15 @@ from service.metrics import (
     STAGE_SECONDS,
     TILES,
 )
-from service.schemas import ErrorBody, Health, ModelInfo, ModelList, Readiness, UpscaleOptions
+from service.schemas import (
+    ErrorBody,
+    Health,
+    ModelInfo,
+    ModelList,
+    Readiness,
+    TilingInfo,
+    UpscaleOptions,
+)
 from service.settings import Settings, get_settings
 from service.triton_client import TritonClient
 from service.upload import read_upload
@@ -178,38 +186,44 @@ def _check_format_fits(fmt: codec.OutputFormat, final: tuple[int, int]) -> None:
             "ask for png, or a smaller outscale, width or height")
 
 
-def _cost(picture: codec.Picture, tile: int, final: FinalSize, options: UpscaleOptions, variant: str,
-          settings: Settings, admission: WorkAdmission) -> Cost:
+def _cost(picture: codec.Picture, tile: int, rule: TilingRule, final: FinalSize,
+          options: UpscaleOptions, variant: str, settings: Settings, admission: WorkAdmission) -> Cost:
     """What admitting this request commits: Triton seconds and gateway bytes (service/admission.py)."""
-    plan = plan_tiles(picture.height, picture.width, tile, settings.tile_context)
+    plan = plan_tiles(picture.height, picture.width, tile, rule.context, rule.align)
     rate = admission.rate(variant, settings.seconds_per_mpx.get(variant, settings.default_seconds_per_mpx))
     if picture.alpha is not None and options.alpha is AlphaMode.MODEL:
         rate *= 2  # the alpha plane goes through the network too
     channels = 3 + (picture.alpha is not None)
     return estimate(plan, channels, picture.bit_depth // 8, final.resize[0] * final.resize[1], rate,
-                    settings.tiles_in_flight, tile + 2 * settings.tile_context)
+                    settings.tiles_in_flight, max(tile + 2 * rule.context, rule.min_side))
 
 
-def _tile_for(requested: int | None, settings: Settings, limits: WindowLimits | None) -> int:
-    """The tile core to plan with: the request's if its windows fit the model, else a 422 naming
-    the limit; by default the configured tile, shrunk to what the model accepts."""
-    context = settings.tile_context
+def _tile_for(requested: int | None, settings: Settings, limits: WindowLimits | None,
+              rule: TilingRule, size: tuple[int, int] | None = None) -> int:
+    """The tile core to plan with: one window of the whole image where the model's rule runs it
+    whole; else the request's tile (rounded down to the model's alignment) if its windows fit
+    the model, or a 422 naming the limit; by default the configured tile, shrunk to what the
+    model accepts."""
+    context = rule.context
+    whole = None if size is None else rule.whole_tile(*size)
+    if whole is not None and (limits is None or max(size) <= limits.max_side):
+        return whole
     if limits is None:  # a model that publishes no limit (ONNX Runtime takes any size)
-        return requested or settings.tile
+        return rule.tile(requested or settings.tile)
     if requested is not None:
         try:
-            limits.check_tile(requested, context)
+            limits.check_tile(rule.tile(requested), context)
         except TileTooLargeError as exc:
             raise errors.InvalidParameterError(
-                [{"loc": ["query", "tile"], "msg": str(exc), "max_tile": limits.largest_tile(context)}]
-            ) from exc
-        return requested
-    largest = limits.largest_tile(context)
+                [{"loc": ["query", "tile"], "msg": str(exc),
+                  "max_tile": limits.largest_tile(context, rule.align)}]) from exc
+        return rule.tile(requested)
+    largest = limits.largest_tile(context, rule.align)
     if largest == 0:
         raise errors.ModelNotReadyError(
-            f"the model accepts windows up to {limits.max_side} px, too small for the gateway's "
+            f"the model accepts windows up to {limits.max_side} px, too small for its "
             f"context of {context} px (IMDSR_TILE_CONTEXT)")
-    return min(settings.tile, largest)
+    return rule.tile(min(settings.tile, largest))
 
 
 @router.post(
@@ -238,13 +252,14 @@ async def upscale_image(
             variant = options.model or settings.default_model
             request.state.model = variant
             await triton.require_ready(variant)
-            tile = _tile_for(options.tile, settings, await triton.window_limits(variant))
+            traits = await triton.traits(variant)
+            rule = traits.with_context(settings.tile_context)
             # The same input, options and weights give the same bytes: a strong tag, and a 304
             # before any work for a client that has them.
             accept = request.headers.get("accept")
             tag = etag(upload.data, {**options.output_options(), "model": variant,
                                      "accept": None if options.format else codec.from_accept(accept)},
-                       await triton.weights_digest(variant))
+                       traits.weights)
             cache_headers = {"ETag": tag, "Cache-Control": settings.cache_control}
             if options.format is None:
                 cache_headers["Vary"] = "Accept"
@@ -266,7 +281,8 @@ async def upscale_image(
 
             eight_bit = picture.bit_depth == 8
             admission: WorkAdmission = request.app.state.admission
-            one = _cost(picture, tile, final, options, variant, settings, admission)
+            tile = _tile_for(options.tile, settings, traits.limits, rule, (picture.height, picture.width))
+            one = _cost(picture, tile, rule, final, options, variant, settings, admission)
             cost = admission.admit(replace(one, seconds=one.seconds * len(frames),
                                            memory=one.memory * len(frames)))
             try:
@@ -276,8 +292,7 @@ async def upscale_image(
 
                 with timings.stage("infer"):
                     results = [await upscale(
-                        frame, infer, tile=tile,
-                        context=settings.tile_context, in_flight=settings.tiles_in_flight,
+                        frame, infer, tile=tile, rule=rule, in_flight=settings.tiles_in_flight,
                         final=final, alpha_mode=options.alpha) for frame in frames]
                 if not animation:
                     admission.observe(variant, cost, timings.seconds["infer"])
@@ -339,11 +354,18 @@ async def readyz(settings: SettingsDep, triton: TritonDep) -> JSONResponse:
             responses={503: {"model": ErrorBody}})
 async def models(settings: SettingsDep, triton: TritonDep) -> ModelList:
     states = await triton.models()
-    return ModelList(models=[
-        ModelInfo(variant=v, triton_name=model_name(v), scale=SCALE, state=state,
-                  ready=state == "READY", default=v == settings.default_model)
-        for v, state in sorted(states.items())
-    ])
+    infos = []
+    for v, state in sorted(states.items()):
+        traits = await triton.traits(v) if state == "READY" else None
+        infos.append(ModelInfo(
+            variant=v, triton_name=triton.triton_name(v), scale=SCALE, state=state,
+            ready=state == "READY", default=v == settings.default_model,
+            arch=traits and traits.arch, params=traits and traits.params,
+            flops=traits and traits.flops,
+            tiling=traits and TilingInfo(context=traits.rule.context, align=traits.rule.align,
+                                         min_side=traits.rule.min_side,
+                                         whole_up_to=traits.rule.whole_up_to)))
+    return ModelList(models=infos)
 
 
 @open_router.get("/metrics", summary="Prometheus metrics", response_class=Response)

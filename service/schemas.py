@@ -15,7 +15,8 @@ from imdsr.imaging.tiling import ALIGN
 class UpscaleOptions(BaseModel):
     """Options of ``POST /upscale``, from the query string or from multipart form fields."""
 
-    model: str | None = Field(None, description="variant, e.g. c16nla; default from config",
+    model: str | None = Field(None, description="model, e.g. c16nla, rlfn, efdn, imdn (GET /models "
+                              "lists them); default from config",
                               pattern=r"^[a-z0-9_]{1,64}$")
     format: OutputFormat | None = Field(None, description="default: same family as the input, "
                                         "or the Accept header's choice")
@@ -69,13 +70,24 @@ class Readiness(BaseModel):
     model_ready: bool
 
 
+class TilingInfo(BaseModel):
+    context: int = Field(description="LR pixels of context around each tile's core")
+    align: int = Field(description="tile offsets and sizes are multiples of this")
+    min_side: int = Field(description="smallest window the network runs (smaller images are padded)")
+    whole_up_to: int = Field(description="images up to this many px a side run whole (0: by window)")
+
+
 class ModelInfo(BaseModel):
-    variant: str
+    variant: str = Field(description="the name `model=` takes (Triton's name also works)")
     triton_name: str
     scale: int
     state: str
     ready: bool
     default: bool
+    arch: str | None = Field(None, description="architecture: imdeception, imdn, rlfn, efdn")
+    params: int | None = Field(None, description="parameters")
+    flops: int | None = Field(None, description="FLOPs at 256x256 LR input (NTIRE 2022 counting)")
+    tiling: TilingInfo | None = None
 
 
 class ModelList(BaseModel):

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT
 from imdsr.imaging.codec import DEFAULT_QUALITY, OutputFormat, PngMode
-from imdsr.imaging.tiling import ALIGN, DEFAULT_CONTEXT, DEFAULT_TILE
+from imdsr.imaging.tiling import ALIGN, DEFAULT_TILE
 
 # `seconds_per_mpx` defaults (docs/RELIABILITY.md: how they were measured).
 MEASURED_SECONDS_PER_MPX = {"c16nla": 0.30, "c12": 0.17, "c8": 0.11, "c4nla": 0.065, "c4": 0.06}
@@ -28,7 +28,10 @@ class Settings(BaseSettings):
 
     # Tiling (defaults chosen by `imdsr bench tiling`, docs/PERFORMANCE.md "Tiling").
     tile: int = Field(DEFAULT_TILE, ge=ALIGN, multiple_of=ALIGN)
-    tile_context: int = Field(DEFAULT_CONTEXT, ge=0, multiple_of=ALIGN)
+    # Context around each tile: None (default) takes each model's own, published in its config
+    # (IMDeception 32, IMDN 16, RLFN 30, EFDN 21: docs/MODEL_ZOO.md); a number overrides it for
+    # every model (rounded up to the model's alignment).
+    tile_context: int | None = Field(None, ge=0)
     # Tiles of one request in flight at once: enough for Triton's dynamic batcher to batch, few
     # enough that memory is bounded by tiles, not by the image.
     tiles_in_flight: int = Field(4, ge=1, le=64)

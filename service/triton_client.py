@@ -11,24 +11,23 @@ from tritonclient.utils import InferenceServerException
 
 from imdsr.contract import (
     INPUT_NAME,
-    MAX_WINDOW_PARAM,
-    MODEL_PREFIX,
     OUTPUT_NAME,
     OUTPUT_U8_NAME,
     SCALE,
-    WEIGHTS_PARAM,
     WIRE_DTYPE,
     model_name,
+    variant_of,
 )
-from imdsr.imaging.windows import WindowLimits
 from service import errors
 from service.metrics import TRITON_ERRORS, TRITON_INFER_SECONDS
+from service.model_traits import ModelTraits
 
 # How long a "this model is ready" answer is trusted, so that each request does not cost a
 # readiness round trip; a model that goes away is still caught by the inference call itself.
 READY_TTL_S = 2.0
-# How long a model's published window limit is trusted (a reload may change it).
-LIMITS_TTL_S = 30.0
+# How long a model's published traits (window limit, tiling, weights) are trusted (a reload may
+# change them).
+TRAITS_TTL_S = 30.0
 # gRPC reconnects a broken channel by itself, but its backoff grows to 120 s by default: a
 # Triton restarted after a long outage would go unused for up to two minutes. Capped here, the
 # gateway is back within about 2 s of Triton (requests meanwhile fail fast with 503).
@@ -84,11 +83,16 @@ class TritonClient:
         self.retry_after_s = retry_after_s
         self._client = InferenceServerClient(url, channel_args=channel_args())
         self._ready_until: dict[str, float] = {}
-        self._limits: dict[str, tuple[float, WindowLimits | None]] = {}
-        self._weights: dict[str, str] = {}
+        self._traits: dict[str, tuple[float, ModelTraits]] = {}
+        # Gateway model names ("c16nla", "rlfn", or a Triton name) -> Triton's name, from the index.
+        self._names: dict[str, str] = {}
 
     async def close(self) -> None:
         await self._client.close()
+
+    def triton_name(self, variant: str) -> str:
+        """Triton's name for a gateway model name (IMDeception's bare variants by default)."""
+        return self._names.get(variant) or model_name(variant)
 
     def _unavailable_headers(self, error: errors.ApiError) -> errors.ApiError:
         if error.status == 503:
@@ -104,7 +108,7 @@ class TritonClient:
         start = time.perf_counter()
         try:
             result = await self._client.infer(
-                model_name(variant), [tensor], outputs=[InferRequestedOutput(output_name)],
+                self.triton_name(variant), [tensor], outputs=[InferRequestedOutput(output_name)],
                 # Triton's queue deadline (microseconds): Triton only lets a request shorten
                 # the model's default, so this drops tiles the gateway has given up on.
                 timeout=int(self.timeout_s * 1_000_000), client_timeout=self.timeout_s)
@@ -126,7 +130,8 @@ class TritonClient:
 
     async def model_ready(self, variant: str) -> bool:
         try:
-            return bool(await self._client.is_model_ready(model_name(variant), client_timeout=2.0))
+            return bool(await self._client.is_model_ready(self.triton_name(variant),
+                                                          client_timeout=2.0))
         except InferenceServerException:
             return False
 
@@ -134,47 +139,39 @@ class TritonClient:
         """Raise the right error unless ``variant`` is ready (cached for ``READY_TTL_S``)."""
         if self._ready_until.get(variant, 0.0) > time.monotonic():
             return
+        if variant not in self._names:
+            await self.models()  # a name not seen yet: learn Triton's names first
         try:
-            ready = await self._client.is_model_ready(model_name(variant), client_timeout=5.0)
+            ready = await self._client.is_model_ready(self.triton_name(variant), client_timeout=5.0)
         except InferenceServerException as exc:
             raise self._unavailable_headers(classify(exc)) from exc
         if not ready:
             models = await self.models()
-            if variant not in models:
+            if variant_of(variant) not in models:
                 raise errors.UnknownModelError(
                     f"unknown model {variant!r}; available: {', '.join(sorted(models)) or 'none'}")
             raise self._unavailable_headers(errors.ModelNotReadyError(
-                f"model {variant!r} is {models[variant].lower() or 'not ready'}"))
+                f"model {variant!r} is {models[variant_of(variant)].lower() or 'not ready'}"))
         self._ready_until[variant] = time.monotonic() + READY_TTL_S
 
-    async def window_limits(self, variant: str) -> WindowLimits | None:
-        """The windows ``variant`` accepts, as its config.pbtxt publishes them (parameter
-        ``imdsr_max_window``, written from the same serving config as its TensorRT profile);
-        None for a model that publishes none."""
-        cached = self._limits.get(variant)
+    async def traits(self, variant: str) -> ModelTraits:
+        """What ``variant``'s config.pbtxt publishes: window limit (written from the same serving
+        config as its TensorRT profile), tiling rule, weights digest, architecture and size."""
+        cached = self._traits.get(variant)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        name = self.triton_name(variant)
         try:
-            answer = await self._client.get_model_config(model_name(variant), as_json=True,
-                                                         client_timeout=5.0)
+            answer = await self._client.get_model_config(name, as_json=True, client_timeout=5.0)
         except InferenceServerException as exc:
             raise self._unavailable_headers(classify(exc)) from exc
-        params = answer.get("config", {}).get("parameters", {})
-        value = params.get(MAX_WINDOW_PARAM, {}).get("string_value", "")
-        limits = WindowLimits(max_side=int(value)) if value.isdigit() and int(value) > 0 else None
-        weights = params.get(WEIGHTS_PARAM, {}).get("string_value", "")
-        self._limits[variant] = (time.monotonic() + LIMITS_TTL_S, limits)
-        self._weights[variant] = weights or f"{model_name(variant)}@unknown-weights"
-        return limits
-
-    async def weights_digest(self, variant: str) -> str:
-        """The model's weights digest as its config publishes it (read with its window limit)."""
-        if variant not in self._weights or self._limits.get(variant, (0.0,))[0] <= time.monotonic():
-            await self.window_limits(variant)
-        return self._weights[variant]
+        traits = ModelTraits.from_config(name, answer.get("config", {}))
+        self._traits[variant] = (time.monotonic() + TRAITS_TTL_S, traits)
+        return traits
 
     async def models(self) -> dict[str, str]:
-        """Variants in Triton's model repository and their state ("READY", "UNAVAILABLE", ...)."""
+        """Models in Triton's repository by gateway name (``c16nla`` for ``imdeception_c16nla``,
+        ``rlfn`` for ``rlfn``) and their state ("READY", "UNAVAILABLE", ...)."""
         try:
             index = await self._client.get_model_repository_index(as_json=True,
                                                                   client_timeout=5.0)
@@ -183,6 +180,8 @@ class TritonClient:
         states = {}
         for entry in index.get("models", []):
             name = entry.get("name", "")
-            if name.startswith(MODEL_PREFIX):
-                states[name[len(MODEL_PREFIX):]] = entry.get("state", "") or "UNAVAILABLE"
+            if not name:
+                continue
+            self._names[variant_of(name)] = self._names[name] = name
+            states[variant_of(name)] = entry.get("state", "") or "UNAVAILABLE"
         return states

@@ -13,7 +13,8 @@ from training.models.registry import ARCHS, VARIANTS, list_variants
 
 weights_app = typer.Typer(help="Weights files: import the published checkpoint, inspect.",
                           no_args_is_help=True)
-model_app = typer.Typer(help="The IMDeception model family.", no_args_is_help=True)
+model_app = typer.Typer(help="The model family: IMDeception and its NTIRE 2022 peers.",
+                        no_args_is_help=True)
 
 
 def _check_variant(variant: str) -> str:
@@ -109,7 +110,8 @@ def infer(
     variant: Annotated[str, typer.Option(help="model variant")] = DEFAULT_VARIANT,
     weights: Annotated[Path | None, typer.Option(help="weights file (default: shipped)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
-    tile: Annotated[int, typer.Option(help="tile core in LR px (multiple of 32); 0 = whole image")] = 256,
+    tile: Annotated[int, typer.Option(help="tile core in LR px (rounded down to the model's alignment); "
+                                      "0 = whole image")] = 256,
     fmt: Annotated[str | None, typer.Option(
         "--format", help="png, jpeg or webp (default: the gateway's: same family as the input)")] = None,
     outscale: Annotated[float | None, typer.Option(help="final scale, e.g. 2 or 3.5 (x4 then Lanczos)")
@@ -122,8 +124,8 @@ def infer(
     from training.weights.store import WeightsError
 
     _check_variant(variant)
-    if tile < 0 or tile % 32:
-        raise typer.BadParameter(f"--tile {tile} must be 0 or a positive multiple of 32")
+    if tile < 0:
+        raise typer.BadParameter(f"--tile {tile} must be 0 (whole image) or positive")
     chosen = None if fmt is None else codec.OutputFormat.named(fmt)
     if fmt is not None and chosen is None:
         raise typer.BadParameter(f"--format {fmt!r}: use png, jpeg or webp")
@@ -143,7 +145,8 @@ def infer(
             typer.secho(f"skip {src}: {exc}", fg=typer.colors.YELLOW, err=True)
             failed += 1
             continue
-        result = upscale_picture(model, picture, dev, tile=tile, outscale=outscale).picture
+        result = upscale_picture(model, picture, dev, tile=tile, rule=VARIANTS[variant].tiling,
+                                 outscale=outscale).picture
         out_fmt = chosen or codec.default_format(picture.source_format)
         dst = output_path(src, outdir, model.scale, out_fmt)
         dst.write_bytes(codec.encode(result, out_fmt))

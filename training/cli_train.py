@@ -36,7 +36,8 @@ def train(
     max_minutes: float = typer.Option(0.0, help="Stop (after a checkpoint) after this long; "
                                       "resume later to train in pieces."),
 ) -> None:
-    """Train IMDeception as configured (CPU, one GPU, or torchrun for DDP)."""
+    """Train the config's model variant, IMDeception or an NTIRE 2022 peer, with the same recipe
+    (CPU, one GPU, or torchrun for DDP)."""
     from training.train.config import load_config
     from training.train.loop import Trainer
 
@@ -58,8 +59,9 @@ def ship(
 
 
 def evaluate(
-    variant: str = typer.Option(DEFAULT_VARIANT, help="Model variant."),
-    weights: Path = typer.Option(None, help="Weights file (default: the shipped weights)."),
+    variant: str = typer.Option(DEFAULT_VARIANT, help="Model variant (any in `imdsr model summary`)."),
+    weights: Path = typer.Option(None, help="Weights file (default: the shipped weights, where "
+                                 "the variant has some)."),
     data: Path = typer.Option(None, help="Folder of HR images (default: the five photos "
                               "inside scikit-image's wheel)."),
     scale: int = typer.Option(4),

@@ -6,6 +6,7 @@ Decoding, tiling, alpha, 16-bit, grey and ICC handling, and encoding are the gat
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from imdsr.contract import SCALE
 from imdsr.imaging import codec
 from imdsr.imaging.geometry import final_size
 from imdsr.imaging.pipeline import SyncTileInfer, UpscaleResult, upscale_sync, whole_image_tile
-from imdsr.imaging.tiling import DEFAULT_CONTEXT, DEFAULT_TILE
+from imdsr.imaging.tiling import DEFAULT_TILE, TilingRule
 from training.weights.store import load_model
 
 # A local file may be as large as memory allows; the tiler bounds the model's share of it.
@@ -46,20 +47,26 @@ def torch_infer(model: torch.nn.Module, device: torch.device) -> SyncTileInfer:
 
 
 def upscale_picture(model: torch.nn.Module, picture: codec.Picture, device: torch.device,
-                    tile: int = DEFAULT_TILE, context: int = DEFAULT_CONTEXT,
+                    tile: int = DEFAULT_TILE, rule: TilingRule | None = None,
                     outscale: float | None = None) -> UpscaleResult:
-    """x4 (or ``outscale``) of a decoded picture; ``tile=0`` runs the whole image at once."""
-    if tile <= 0:
-        tile, context = whole_image_tile(picture.height, picture.width), 0
+    """x4 (or ``outscale``) of a decoded picture, tiles placed by the model's ``rule`` (default:
+    IMDeception's); ``tile=0`` runs the whole image at once, as does the rule where it says so."""
+    rule = rule or TilingRule()
+    whole = rule.whole_tile(picture.height, picture.width)
+    if tile <= 0 or whole is not None:
+        tile = whole or whole_image_tile(max(picture.height, rule.min_side),
+                                         max(picture.width, rule.min_side))
+        rule = replace(rule, context=0)
+    tile = rule.tile(tile)
     final = final_size(picture.height, picture.width, outscale=outscale)
-    return upscale_sync(picture, torch_infer(model, device), tile=tile, context=context, final=final)
+    return upscale_sync(picture, torch_infer(model, device), tile=tile, rule=rule, final=final)
 
 
 def upscale_array(model: torch.nn.Module, rgb: np.ndarray, device: torch.device,
-                  tile: int = DEFAULT_TILE, context: int = DEFAULT_CONTEXT) -> np.ndarray:
+                  tile: int = DEFAULT_TILE, rule: TilingRule | None = None) -> np.ndarray:
     """x4 of an HxWx3 uint8/uint16 array (no alpha): the pipeline without a file around it."""
     picture = codec.Picture(color=rgb, alpha=None, gray=False, source_format="PNG")
-    return upscale_picture(model, picture, device, tile, context).picture.color
+    return upscale_picture(model, picture, device, tile, rule).picture.color
 
 
 def output_path(src: Path, outdir: Path, scale: int, fmt: codec.OutputFormat) -> Path:

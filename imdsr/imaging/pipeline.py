@@ -21,7 +21,7 @@ from imdsr.contract import SCALE
 from imdsr.imaging.codec import Picture
 from imdsr.imaging.geometry import FinalSize
 from imdsr.imaging.resampling import BICUBIC, LANCZOS, resize_image, resize_plane
-from imdsr.imaging.tiling import ALIGN, Tile, TilePlan, place, plan_tiles, tile_input
+from imdsr.imaging.tiling import ALIGN, Tile, TilePlan, TilingRule, place, plan_tiles, tile_input
 
 # infer(batch NCHW float32 in [0, 1]) -> NCHW float32, x SCALE
 TileInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -79,9 +79,9 @@ def in_threads(infer: SyncTileInfer) -> TileInfer:
 
 
 def upscale_tiled(image: np.ndarray, infer: SyncTileInfer, scale: int, tile: int, context: int,
-                  in_flight: int = 1) -> np.ndarray:
+                  in_flight: int = 1, align: int = ALIGN) -> np.ndarray:
     """``run_tiles`` for synchronous callers (training evaluation, benchmarks)."""
-    plan = plan_tiles(image.shape[0], image.shape[1], tile, context)
+    plan = plan_tiles(image.shape[0], image.shape[1], tile, context, align)
     return asyncio.run(run_tiles(image, plan, in_threads(infer), in_flight, scale))
 
 
@@ -106,18 +106,34 @@ async def _alpha_through_model(alpha: np.ndarray, plan: TilePlan, infer: TileInf
     out[...] = result.mean(axis=2, dtype=np.float32).round().astype(out.dtype)
 
 
+def _pad_to(picture: Picture, side: int) -> Picture:
+    """``picture`` edge-padded at the bottom/right to at least ``side`` px a side: the smallest
+    window some networks can run (RLFN's and EFDN's pooling); the output is cropped back."""
+    ph, pw = max(0, side - picture.height), max(0, side - picture.width)
+    if not (ph or pw):
+        return picture
+
+    def pad(plane: np.ndarray) -> np.ndarray:
+        return np.pad(plane, ((0, ph), (0, pw)) + ((0, 0),) * (plane.ndim - 2), mode="edge")
+
+    return picture.with_planes(pad(picture.color), None if picture.alpha is None else pad(picture.alpha))
+
+
 async def upscale(
     picture: Picture,
     infer: TileInfer,
     *,
     tile: int,
-    context: int,
+    rule: TilingRule,
     in_flight: int,
     final: FinalSize | None = None,
     alpha_mode: AlphaMode = AlphaMode.MODEL,
 ) -> UpscaleResult:
-    """x4 of ``picture`` through ``infer``, then to ``final`` (default: x4 as it is)."""
-    plan = plan_tiles(picture.height, picture.width, tile, context)
+    """x4 of ``picture`` through ``infer`` (tiles placed by the model's ``rule``), then to
+    ``final`` (default: x4 as it is)."""
+    height, width = picture.height, picture.width
+    original, picture = picture, _pad_to(picture, rule.min_side)
+    plan = plan_tiles(picture.height, picture.width, tile, rule.context, rule.align)
     size = (picture.height * SCALE, picture.width * SCALE)
     if picture.alpha is None:
         color, alpha = await run_tiles(picture.color, plan, infer, in_flight), None
@@ -131,6 +147,10 @@ async def upscale(
             await _alpha_through_model(picture.alpha, plan, infer, in_flight, alpha)
         else:
             alpha[...] = await asyncio.to_thread(resize_plane, picture.alpha, size, BICUBIC)
+    if picture is not original:  # padded: keep the part that is the picture
+        size = (height * SCALE, width * SCALE)
+        color = np.ascontiguousarray(color[:size[0], :size[1]])
+        alpha = None if alpha is None else np.ascontiguousarray(alpha[:size[0], :size[1]])
     if final is not None and final.resize != size:
         color = await asyncio.to_thread(resize_image, color, final.resize, LANCZOS)
         if alpha is not None:
@@ -139,7 +159,7 @@ async def upscale(
         top, left, h, w = final.crop
         color = np.ascontiguousarray(color[top:top + h, left:left + w])
         alpha = None if alpha is None else np.ascontiguousarray(alpha[top:top + h, left:left + w])
-    return UpscaleResult(picture.with_planes(color, alpha), len(plan))
+    return UpscaleResult(original.with_planes(color, alpha), len(plan))
 
 
 def upscale_sync(
@@ -147,11 +167,11 @@ def upscale_sync(
     infer: SyncTileInfer,
     *,
     tile: int,
-    context: int,
+    rule: TilingRule,
     in_flight: int = 1,
     final: FinalSize | None = None,
     alpha_mode: AlphaMode = AlphaMode.MODEL,
 ) -> UpscaleResult:
     """``upscale`` for synchronous callers with a blocking ``infer``."""
-    return asyncio.run(upscale(picture, in_threads(infer), tile=tile, context=context,
+    return asyncio.run(upscale(picture, in_threads(infer), tile=tile, rule=rule,
                                in_flight=in_flight, final=final, alpha_mode=alpha_mode))

@@ -15,6 +15,11 @@ therefore reproduces whole-image inference only if
   wherever it is not at the border, enough to cover the convolutions' reach and the regions the
   attention pulls in (measured in docs/PERFORMANCE.md, "Tiling").
 
+Other architectures have other rules (``TilingRule``, one per architecture in the model registry,
+published by each served model's config.pbtxt): IMDN is local (context only), RLFN's and EFDN's
+attention gates are resampled to the size of the window, so only whole-image inference is exact
+for them and they run whole up to ``whole_up_to`` pixels a side.
+
 Interior windows are all ``tile + 2 * context`` square, so Triton's dynamic batcher can batch them
 across tiles and across requests; windows at the bottom/right border end at the border and are
 smaller.
@@ -30,6 +35,37 @@ import numpy as np
 ALIGN = 32          # IMDeception's attention region, in LR pixels
 DEFAULT_TILE = 256  # core size of interior tiles (chosen by `imdsr bench tiling`, see PERFORMANCE)
 DEFAULT_CONTEXT = 32
+
+
+@dataclass(frozen=True)
+class TilingRule:
+    """How a model's tiles must sit to match whole-image inference (chosen by measurement).
+
+    ``context`` and ``align`` as above; ``min_side``: the smallest window the network can run
+    (smaller images are edge-padded to it); ``whole_up_to``: images whose sides all fit run as one
+    window (0: the served window limit decides, as for any model).
+    """
+
+    context: int = DEFAULT_CONTEXT
+    align: int = ALIGN
+    min_side: int = 1
+    whole_up_to: int = 0
+
+    def __post_init__(self) -> None:
+        if self.align < 1 or self.context < 0 or self.context % self.align or self.min_side < 1:
+            raise ValueError(f"invalid tiling rule {self}")
+
+    def tile(self, requested: int) -> int:
+        """``requested`` rounded down to a multiple of ``align`` (at least one ``align``)."""
+        return max(self.align, requested // self.align * self.align)
+
+    def whole_tile(self, height: int, width: int) -> int | None:
+        """The tile that makes one window of the whole image (padded to ``min_side``), where this
+        rule runs it whole."""
+        if self.whole_up_to and max(height, width) <= self.whole_up_to:
+            side = max(height, width, self.min_side)
+            return side + (-side) % self.align
+        return None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.support.deploy_tools import ROOT, checkov_scan, run, tool
+from training.models.registry import TILING
 
 K8S = ROOT / "k8s"
 OVERLAYS = ("cpu", "gpu", "jetson")
@@ -403,9 +404,13 @@ def test_gateway_tiles_match_the_serving_config(rendered: dict[str, list[dict]],
     config = configmap_data(objs, "imdsr-gateway-config")
     # the gateway's default windows (tile + 2 x context) are the full windows the engines are
     # tuned for; tests/test_windows.py checks every other tile a request may ask for
-    window = int(config["IMDSR_TILE"]) + 2 * int(config["IMDSR_TILE_CONTEXT"])
+    # (the context is each model's own, published in its config.pbtxt; IMDSR_TILE_CONTEXT, which
+    # would override it for every architecture, is not set)
+    assert "IMDSR_TILE_CONTEXT" not in config
+    context = TILING["imdeception"].context
+    window = int(config["IMDSR_TILE"]) + 2 * context
     assert window == serving["window"], (overlay, window, serving["window"])
-    assert int(config["IMDSR_TILE"]) % 32 == 0 and int(config["IMDSR_TILE_CONTEXT"]) % 32 == 0
+    assert int(config["IMDSR_TILE"]) % 32 == 0
     assert config["IMDSR_DEFAULT_MODEL"] in ("c16nla", "c4")
     try:
         from service.settings import Settings
@@ -415,7 +420,7 @@ def test_gateway_tiles_match_the_serving_config(rendered: dict[str, list[dict]],
         fields = {f"IMDSR_{name.upper()}" for name in Settings.model_fields}
         assert set(config) <= fields, set(config) - fields
         settings = Settings(**{k[len("IMDSR_"):].lower(): v for k, v in config.items()})
-        assert settings.tile + 2 * settings.tile_context == serving["window"]
+        assert settings.tile + 2 * context == serving["window"] and settings.tile_context is None
     if overlay == "jetson":
         assert serving["jetson"]["instances"] == {"default": 1}
 

@@ -14,7 +14,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from export.onnx_export import load_model
-from imdsr.contract import INPUT_NAME, OUTPUT_NAME, model_name
+from imdsr.contract import INPUT_NAME, OUTPUT_NAME
+from training.models.registry import triton_name
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(300)]
 
@@ -56,13 +57,13 @@ def metrics_once(triton_server, model: str, ready, timeout_s: float = 30.0) -> d
 def test_every_variant_is_ready_under_its_contract_name(client, triton_server) -> None:
     assert client.is_server_live() and client.is_server_ready()
     for v in triton_server.variants:
-        assert client.is_model_ready(model_name(v)), v
+        assert client.is_model_ready(triton_name(v)), v
 
 
 @pytest.mark.parametrize("variant", ["c16nla", "c12", "c8", "c4nla", "c4"])
 def test_triton_matches_pytorch(client, triton_server, variant: str) -> None:
     x = np.random.default_rng(1).random((2, 3, 37, 45), dtype=np.float32)  # odd size, batch of 2
-    got = infer(client, model_name(variant), x).as_numpy(OUTPUT_NAME)
+    got = infer(client, triton_name(variant), x).as_numpy(OUTPUT_NAME)
     model, _ = load_model(variant, triton_server.weights[variant])
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
@@ -73,7 +74,7 @@ def test_triton_matches_pytorch(client, triton_server, variant: str) -> None:
 
 
 def test_dynamic_batching_really_batches(client, triton_server) -> None:
-    model = model_name("c4")
+    model = triton_name("c4")
     before = metrics(triton_server, model)
     n = 16
     done: queue.Queue = queue.Queue()
@@ -94,7 +95,7 @@ def test_dynamic_batching_really_batches(client, triton_server) -> None:
 
 
 def test_queue_and_compute_time_are_on_the_metrics_endpoint(client, triton_server) -> None:
-    model = model_name("c8")
+    model = triton_name("c8")
     infer(client, model, np.zeros((1, 3, 32, 32), np.float32))
     m = metrics_once(triton_server, model, lambda m: m.get("nv_inference_request_success", 0) >= 1)
     assert m["nv_inference_request_success"] >= 1
@@ -115,15 +116,15 @@ def test_clear_errors_not_crashes(client) -> None:
     x = np.zeros((1, 3, 16, 16), np.float32)
     msg = _error_of(lambda: infer(client, "imdeception_nope", x))
     assert "unknown model" in msg and "imdeception_nope" in msg
-    msg = _error_of(lambda: infer(client, model_name("c4"), x.astype(np.float64), "FP64"))
+    msg = _error_of(lambda: infer(client, triton_name("c4"), x.astype(np.float64), "FP64"))
     assert "FP64" in msg and "FP32" in msg
-    msg = _error_of(lambda: infer(client, model_name("c4"), np.zeros((1, 3, 16), np.float32)))
+    msg = _error_of(lambda: infer(client, triton_name("c4"), np.zeros((1, 3, 16), np.float32)))
     assert "unexpected shape" in msg
-    msg = _error_of(lambda: infer(client, model_name("c4"), np.zeros((1, 4, 16, 16), np.float32)))
+    msg = _error_of(lambda: infer(client, triton_name("c4"), np.zeros((1, 4, 16, 16), np.float32)))
     assert "unexpected shape" in msg
     # The server and the model are still there and still answer.
-    assert client.is_server_live() and client.is_model_ready(model_name("c4"))
-    assert infer(client, model_name("c4"), x).as_numpy(OUTPUT_NAME).shape == (1, 3, 64, 64)
+    assert client.is_server_live() and client.is_model_ready(triton_name("c4"))
+    assert infer(client, triton_name("c4"), x).as_numpy(OUTPUT_NAME).shape == (1, 3, 64, 64)
 
 
 def test_fixture_exposes_http_and_repo(triton_server) -> None:

@@ -7,8 +7,8 @@ import pytest
 from export.onnx_export import load_model, max_abs_diff
 from export.repo import MANIFEST, check_repository, shipped_variants
 from export.serving import load_serving
-from imdsr.contract import model_name
 from tests.support import ROOT
+from training.models.registry import triton_name
 from training.weights.store import shipped_weights
 
 REPO = ROOT / "model_repository"
@@ -31,5 +31,5 @@ def test_committed_graphs_compute_what_pytorch_does(shipped: list[str]) -> None:
     # Catches model-code changes that hashes cannot see (training/models/ edited after export).
     for variant in shipped:
         model, _ = load_model(variant, shipped_weights(variant))
-        onnx_file = REPO / model_name(variant) / "1" / "model.onnx"
+        onnx_file = REPO / triton_name(variant) / "1" / "model.onnx"
         assert max_abs_diff(model, onnx_file, ((1, 3, 37, 45),)) < 1e-4, variant

@@ -15,9 +15,19 @@ from tritonclient.grpc import model_config_pb2 as mc
 from export.model_config import render_model_config
 from export.repo import MANIFEST, ModelSource, check_repository, write_repository
 from export.serving import ServingConfig, load_serving
-from imdsr.contract import INPUT_NAME, MAX_WINDOW_PARAM, OUTPUT_NAME, OUTPUT_U8_NAME
+from imdsr.contract import (
+    ALIGN_PARAM,
+    ARCH_PARAM,
+    CONTEXT_PARAM,
+    INPUT_NAME,
+    MAX_WINDOW_PARAM,
+    MIN_WINDOW_PARAM,
+    OUTPUT_NAME,
+    OUTPUT_U8_NAME,
+    WHOLE_PARAM,
+)
 from tests.support import ROOT
-from training.models import list_variants
+from training.models import get_variant, list_variants
 from triton_host.python_backend import BACKEND_FILES
 
 
@@ -58,7 +68,8 @@ def test_serving_rejects_unknown_keys_and_impossible_batches(tmp_path: Path) -> 
 @pytest.mark.parametrize("target", ["cpu", "gpu", "jetson"])
 def test_every_config_parses_with_tritons_schema(cfg: ServingConfig, variant: str, target: str) -> None:
     m = parse(render_model_config(variant, target, cfg))  # type: ignore[arg-type]
-    assert m.name == f"imdeception_{variant}"  # the same name on every target: clients never change
+    # the same name on every target: clients never change; IMDeception keeps its historic names
+    assert m.name == (f"imdeception_{variant}" if get_variant(variant).arch == "imdeception" else variant)
     assert m.max_batch_size == cfg.max_batch_for(target)  # type: ignore[arg-type]
     io = [(t.name, t.data_type, list(t.dims)) for t in [*m.input, *m.output]]
     assert io == [(INPUT_NAME, mc.TYPE_FP32, [3, -1, -1]), (OUTPUT_NAME, mc.TYPE_FP32, [3, -1, -1]),
@@ -74,8 +85,16 @@ def test_every_config_parses_with_tritons_schema(cfg: ServingConfig, variant: st
     assert [w.batch_size for w in m.model_warmup] == t.warmup_batch_sizes
     for w in m.model_warmup:
         assert list(w.inputs[INPUT_NAME].dims) == [3, cfg.window, cfg.window]
-    # every target publishes the window limit its engine or session was made for
-    assert m.parameters[MAX_WINDOW_PARAM].string_value == str(cfg.window_limits().max_side)
+    # every target publishes the window limit its engine or session was made for: the window, or
+    # on cpu (runtimes that take any shape) the size a model runs whole up to, if larger
+    rule = get_variant(variant).tiling
+    window = cfg.window if target != "cpu" else max(cfg.window, rule.whole_up_to)
+    assert m.parameters[MAX_WINDOW_PARAM].string_value == str(window)
+    published = {k: m.parameters[k].string_value for k in (ARCH_PARAM, CONTEXT_PARAM, ALIGN_PARAM,
+                                                             MIN_WINDOW_PARAM, WHOLE_PARAM)}
+    assert published == {ARCH_PARAM: get_variant(variant).arch, CONTEXT_PARAM: str(rule.context),
+                         ALIGN_PARAM: str(rule.align), MIN_WINDOW_PARAM: str(rule.min_side),
+                         WHOLE_PARAM: str(min(rule.whole_up_to, window))}
 
 
 def test_cpu_config_runs_python_backend_on_cpu(cfg: ServingConfig) -> None:

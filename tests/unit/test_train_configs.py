@@ -15,7 +15,7 @@ CONFIGS = sorted((ROOT / "training" / "configs").glob("*.toml"))
 
 def test_configs_exist():
     names = {p.stem for p in CONFIGS}
-    assert {"paper_c16nla", "cpu_c16nla", "cpu_c4"} <= names
+    assert {"paper_c16nla", "cpu_c16nla", "cpu_c4", "cpu_imdn", "cpu_rlfn", "cpu_efdn"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -43,3 +43,28 @@ def test_training_config_is_strict(tmp_path: Path) -> None:
     bad.write_text('name = "x"\nlearning_rate = 1e-3\n')  # an unknown key
     with pytest.raises(pydantic.ValidationError, match="learning_rate"):
         load_config(bad)
+
+
+def test_variant_is_any_registered_one_and_checked_on_load(tmp_path: Path) -> None:
+    from training.models.registry import VARIANTS
+
+    cfg = tmp_path / "c.toml"
+    for name in VARIANTS:
+        cfg.write_text(f'name = "x"\nvariant = "{name}"\n')
+        assert load_config(cfg).variant == name
+    cfg.write_text('name = "x"\nvariant = "rfln"\n')  # a typo: refused before any work starts
+    with pytest.raises(pydantic.ValidationError, match="unknown variant 'rfln'"):
+        load_config(cfg)
+
+
+def test_crops_must_fit_the_architecture(tmp_path: Path) -> None:
+    # RLFN's attention pools a stride-2 conv's output with a 7x7 window: 15 LR px at least.
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "x"\nvariant = "rlfn"\n[data]\nlr_crop = 8\n')
+    with pytest.raises(pydantic.ValidationError, match="lr_crop = 8 .* at least 15"):
+        load_config(cfg)
+    cfg.write_text('name = "x"\nvariant = "rlfn"\n[data]\nlr_crop = 16\nval_crop = 48\n')
+    with pytest.raises(pydantic.ValidationError, match="val_crop"):
+        load_config(cfg)
+    cfg.write_text('name = "x"\nvariant = "c4"\n[data]\nlr_crop = 8\nval_crop = 48\n')
+    assert load_config(cfg).data.lr_crop == 8  # IMDeception runs any size, as before

@@ -7,9 +7,9 @@ import torch
 from imdsr.imaging.resize import downscale, upscale
 from training.data.crops import CropSampler, dihedral
 from training.data.pairs import Pair
-from training.models.registry import create_model
+from training.models.registry import VARIANTS, create_model
 from training.train.config import PhaseConfig
-from training.train.init import _luma_chroma_construction, bicubic_start, linear_path
+from training.train.init import _luma_chroma_construction, apply_start, linear_path
 from training.train.losses import charbonnier, make_loss
 from training.train.schedule import knee_lr
 
@@ -67,16 +67,51 @@ def test_crops_are_aligned_deterministic_and_augmented():
     assert la.shape == (64, 3, 8, 8) and ha.shape == (64, 3, 32, 32)
 
 
-def test_bicubic_start_is_bicubic_inside():
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_bicubic_start_is_bicubic_inside(variant):
+    """Every registered architecture (IMDeception and the NTIRE 2022 peers) starts as bicubic:
+    with `residual_out` zeroed the net is head -> tail, and a head of >= 27 channels makes that
+    MATLAB bicubic exactly (narrower heads get the approximation tested below)."""
     rng = np.random.default_rng(0)
     lr = rng.random((24, 24, 3))
-    model = create_model("c16nla")
-    bicubic_start(model)
+    torch.manual_seed(0)
+    model = create_model(variant)
+    note = apply_start(model, "bicubic", variant)
     x = torch.from_numpy(lr.transpose(2, 0, 1)[None].astype(np.float32))
     with torch.no_grad():
         y = model(x)[0].numpy().transpose(1, 2, 0)
+        linear = linear_path(model, x)[0].numpy().transpose(1, 2, 0)
+    assert not model.residual_out.weight.any() and not model.residual_out.bias.any()
+    np.testing.assert_allclose(y, linear, atol=1e-6)  # the residual branch contributes nothing
+    if model.head.out_channels < 27:
+        assert note == "luma/chroma bicubic approximation"
+        return
+    assert note == "exact bicubic start"
     ref = upscale(lr, 4)
     assert np.abs(y - ref)[12:-12, 12:-12].max() < 1e-4
+
+
+def test_every_peer_gets_the_exact_start():
+    for name, spec in VARIANTS.items():
+        if spec.arch != "imdeception":
+            assert create_model(name).head.out_channels >= 27, name
+
+
+def test_bicubic_start_refuses_a_model_without_residual_out():
+    from torch import nn
+
+    class Bare(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = 4
+            self.head = nn.Conv2d(3, 32, 3, padding=1)
+            self.tail = nn.Conv2d(32, 48, 3, padding=1)
+
+    model = Bare()
+    before = model.head.weight.detach().clone()
+    with pytest.raises(TypeError, match="residual_out"):
+        apply_start(model, "bicubic", "bare")
+    assert torch.equal(model.head.weight, before)  # refused before anything was changed
 
 
 def test_narrow_head_start_is_close_to_bicubic_on_grey():

@@ -7,12 +7,14 @@ import itertools
 
 import pytest
 
+from export.model_config import model_config
 from export.serving import ServingConfig, load_serving
 from export.trt_plan import engine_profile
-from imdsr.imaging.tiling import ALIGN, plan_axis, plan_tiles
+from imdsr.imaging.tiling import ALIGN, TilingRule, plan_axis, plan_tiles
 from imdsr.imaging.windows import TileTooLargeError, WindowLimits
 from service import errors
 from service.api import _tile_for
+from service.model_traits import ModelTraits
 from service.schemas import UpscaleOptions
 from service.settings import Settings
 from tests.support import ROOT
@@ -27,8 +29,10 @@ TARGETS = {
 GATEWAYS = {
     "cpu": Settings(),
     "gpu": Settings(),
-    "jetson": Settings(tile=64, tile_context=32),
+    "jetson": Settings(tile=64),
 }
+# One variant of each architecture: each publishes its own tiling rule.
+VARIANTS = ["c16nla", "imdn", "rlfn", "efdn"]
 _tile = UpscaleOptions.model_fields["tile"].metadata
 REQUEST_TILES = range(next(m.ge for m in _tile if hasattr(m, "ge")),
                       next(m.le for m in _tile if hasattr(m, "le")) + 1, ALIGN)
@@ -36,57 +40,81 @@ REQUEST_TILES = range(next(m.ge for m in _tile if hasattr(m, "ge")),
 SIDES = [*range(1, 3 * 320 + 70), 2047, 2048, 4095, 4096]
 
 
-def _accepts(cfg: ServingConfig, target: str):  # noqa: ANN202
+def _published(cfg: ServingConfig, target: str, variant: str) -> ModelTraits:
+    """What the gateway reads from Triton: the traits in the config.pbtxt export writes."""
+    msg = model_config(variant, target, cfg)  # type: ignore[arg-type]
+    params = {p["key"]: p["value"] for p in msg["parameters"]}
+    return ModelTraits.from_config(msg["name"], {"parameters": params})
+
+
+def _accepts(cfg: ServingConfig, target: str, variant: str):  # noqa: ANN202
     """What the target's model accepts: the TensorRT profile, or (cpu) the published limit."""
-    limits = cfg.window_limits()
+    limits = _published(cfg, target, variant).limits
+    assert limits is not None
     if target == "cpu":
         return lambda b, h, w: 1 <= b <= cfg.max_batch_for("cpu") and limits.admits(h, w)
-    profile = engine_profile(limits, cfg.max_batch_for(target))  # type: ignore[arg-type]
+    profile = engine_profile(cfg.window_limits(variant), cfg.max_batch_for(target))  # type: ignore[arg-type]
     return profile.admits
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("target", list(TARGETS))
-def test_every_window_the_gateway_sends_fits_the_target(target: str) -> None:
+def test_every_window_the_gateway_sends_fits_the_target(target: str, variant: str) -> None:
     cfg = load_serving(TARGETS[target])
-    accepts = _accepts(cfg, target)
+    accepts = _accepts(cfg, target, variant)
     settings = GATEWAYS[target]
-    limits = cfg.window_limits()
+    traits = _published(cfg, target, variant)
+    limits, rule = traits.limits, traits.with_context(settings.tile_context)
     served = refused = 0
     for requested in [None, *REQUEST_TILES]:
         try:
-            tile = _tile_for(requested, settings, limits)
+            tile = _tile_for(requested, settings, limits, rule)
         except errors.InvalidParameterError as exc:
             assert exc.status == 422 and requested is not None
             assert f"up to {limits.max_side} px" in exc.detail[0]["msg"]
-            assert exc.detail[0]["max_tile"] == limits.largest_tile(settings.tile_context)
+            assert exc.detail[0]["max_tile"] == limits.largest_tile(rule.context, rule.align)
             refused += 1
             continue
         served += 1
-        context = settings.tile_context
+        assert tile % rule.align == 0
         for side in SIDES:
-            for span in plan_axis(side, tile, context):
+            for span in plan_axis(max(side, rule.min_side), tile, rule.context, rule.align):
                 length = span.stop - span.start
-                assert accepts(1, length, 1) and accepts(1, 1, length), (target, tile, side, length)
+                assert accepts(1, length, rule.min_side) and accepts(1, rule.min_side, length), (
+                    target, tile, side, length)
     assert served >= 2 and refused >= 1, (served, refused)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("target", list(TARGETS))
-@pytest.mark.parametrize(("h", "w"), [(1, 1), (21, 26), (31, 700), (2048, 2048), (4096, 1024)])
-def test_small_and_large_images_are_served_on_every_target(target: str, h: int, w: int) -> None:
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (21, 26), (31, 700), (1000, 1024), (2048, 2048),
+                                      (4096, 1024)])
+def test_small_and_large_images_are_served_on_every_target(target: str, variant: str, h: int,
+                                                           w: int) -> None:
     cfg = load_serving(TARGETS[target])
-    accepts = _accepts(cfg, target)
-    settings = GATEWAYS[target]
-    tile = _tile_for(None, settings, cfg.window_limits())
-    plan = plan_tiles(h, w, tile, settings.tile_context)
+    accepts = _accepts(cfg, target, variant)
+    traits = _published(cfg, target, variant)
+    rule = traits.with_context(GATEWAYS[target].tile_context)
+    tile = _tile_for(None, GATEWAYS[target], traits.limits, rule, (h, w))
+    # Images smaller than the model's smallest window are padded to it (imaging/pipeline.py).
+    plan = plan_tiles(max(h, rule.min_side), max(w, rule.min_side), tile, rule.context, rule.align)
     assert all(accepts(1, *shape) for shape in plan.shapes), plan.shapes
+    if rule.whole_up_to and max(h, w) <= rule.whole_up_to and target == "cpu":
+        assert len(plan) == 1  # RLFN and EFDN run whole images whole, where that is exact
 
 
 def test_default_tile_shrinks_to_what_the_model_accepts() -> None:
-    settings = Settings(tile=512, tile_context=32)  # a gateway configured for a bigger engine
-    assert _tile_for(None, settings, WindowLimits(max_side=128)) == 64
-    assert _tile_for(None, settings, None) == 512  # a model that publishes no limit
+    settings = Settings(tile=512)  # a gateway configured for a bigger engine
+    rule = TilingRule(context=32)
+    assert _tile_for(None, settings, WindowLimits(max_side=128), rule) == 64
+    assert _tile_for(None, settings, None, rule) == 512  # a model that publishes no limit
     with pytest.raises(errors.ModelNotReadyError):  # context alone exceeds the engine
-        _tile_for(None, Settings(tile_context=64), WindowLimits(max_side=96))
+        _tile_for(None, settings, WindowLimits(max_side=96), TilingRule(context=64))
+    # RLFN: tiles rounded down to its alignment; whole up to its limit when the model takes it.
+    rlfn = TilingRule(context=30, align=6, min_side=15, whole_up_to=1024)
+    assert _tile_for(256, settings, WindowLimits(max_side=1024, min_side=15), rlfn) == 252
+    assert _tile_for(None, settings, WindowLimits(max_side=1024), rlfn, (700, 1000)) == 1002
+    assert _tile_for(None, settings, WindowLimits(max_side=320), rlfn, (700, 1000)) == 258
 
 
 def test_window_limits_name_the_largest_tile() -> None:

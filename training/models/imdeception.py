@@ -116,6 +116,12 @@ class IMDeception(nn.Module):
         self.fuse3x3 = nn.Conv2d(4 * c, 4 * c, 3, padding=1)
         self.tail = nn.Conv2d(4 * c, 3 * scale * scale, 3, padding=1)
 
+    @property
+    def residual_out(self) -> nn.Conv2d:
+        """The conv whose zeroing makes the network head -> tail only (training's bicubic start):
+        ``lrelu(fuse3x3(.)) + f0`` is then ``f0``."""
+        return self.fuse3x3
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.core
         f0 = self.head(x)

@@ -13,6 +13,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from imdsr.contract import model_name
+from imdsr.imaging.tiling import TilingRule
 
 if TYPE_CHECKING:
     from torch import nn
@@ -23,6 +24,21 @@ ARCHS: dict[str, str] = {
     "imdn": "training.models.imdn:IMDN",
     "rlfn": "training.models.rlfn:RLFN",
     "efdn": "training.models.efdn:EFDN",
+}
+
+
+# How each architecture's tiles must sit, measured with the published checkpoints on photos
+# (`imdsr bench zoo --seams`, docs/MODEL_ZOO.md): IMDN is local, 16 px of context leave every
+# pixel within one 8-bit level of whole-image inference. RLFN's and EFDN's attention resamples
+# pooled features to the window's size, so no context makes tiles exact: they run whole up to
+# 1024 px a side, and beyond that with the context and pooling-stride alignment that measured
+# best (RLFN: stride 2 x pool stride 3; EFDN: pool stride 7). Their pooling also needs a smallest
+# window (RLFN 15 px, EFDN 5 px); smaller images are edge-padded.
+TILING: dict[str, TilingRule] = {
+    "imdeception": TilingRule(context=32, align=32),
+    "imdn": TilingRule(context=16, align=1),
+    "rlfn": TilingRule(context=30, align=6, min_side=15, whole_up_to=1024),
+    "efdn": TilingRule(context=21, align=7, min_side=5, whole_up_to=1024),
 }
 
 
@@ -41,6 +57,10 @@ class VariantSpec:
     @property
     def triton_name(self) -> str:
         return model_name(self.name, self.arch)
+
+    @property
+    def tiling(self) -> TilingRule:
+        return TILING[self.arch]
 
 
 def _imdeception(name: str, core: int, nla: bool, description: str, paper: int | None = None,
@@ -84,3 +104,8 @@ def create_model(name: str, scale: int = 4) -> nn.Module:
     spec = get_variant(name)
     module, cls = ARCHS[spec.arch].split(":")
     return getattr(import_module(module), cls)(**spec.options, scale=scale)  # torch, only here
+
+
+def triton_name(variant: str) -> str:
+    """The Triton model that serves ``variant`` (``imdeception_c16nla``, ``rlfn``, ...)."""
+    return get_variant(variant).triton_name

@@ -1,7 +1,9 @@
 """Training configuration: strict models filled from a TOML file (``training/configs/*.toml``).
 
 The same mechanism as the serving config (``imdsr.config``): an unknown key or a value of the wrong
-type is an error naming it.
+type is an error naming it. ``variant`` is any name in the model registry (the IMDeception family or
+an NTIRE 2022 peer: ``imdsr model summary``); crops must be at least the smallest window that
+architecture runs (RLFN's and EFDN's pooled attention need 15 and 5 LR px).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from imdsr.config import StrictModel
 from imdsr.contract import DEFAULT_VARIANT, SCALE
+from training.models.registry import get_variant
 
 
 class DataConfig(StrictModel):
@@ -67,6 +70,22 @@ class TrainConfig(StrictModel):
     threads: int = 0                 # torch CPU threads; 0 = torch's default
     amp: bool = True                 # CUDA only
     channels_last: bool = True       # CUDA only
+
+    @model_validator(mode="after")
+    def _fits_the_variant(self) -> TrainConfig:
+        try:
+            spec = get_variant(self.variant)
+        except KeyError as e:
+            raise ValueError(f"variant: {e.args[0]}") from None
+        least = spec.tiling.min_side
+        crops = {"data.lr_crop": self.data.lr_crop}
+        if self.data.val_crop > 0:
+            crops["data.val_crop / scale"] = self.data.val_crop // self.scale
+        for key, side in crops.items():
+            if side < least:
+                raise ValueError(f"{key} = {side} LR px, but {self.variant!r} ({spec.arch}) needs "
+                                 f"windows of at least {least}")
+        return self
 
     @property
     def run_dir(self) -> Path:

@@ -1,18 +1,23 @@
 """The bicubic start: set head and tail so the untrained network outputs x``s`` bicubic.
 
+Works for every registered architecture (IMDeception and its NTIRE 2022 peers IMDN, RLFN,
+EFDN): each has a ``head`` (3x3 conv 3 -> C), a ``tail`` (3x3 conv C -> 3 s^2 before
+pixel_shuffle), a ``scale``, and a ``residual_out`` property naming the conv whose zeroing
+leaves ``tail(head(x))``: IMDeception's ``fuse3x3`` (``G = lrelu(0) + F0 = F0``), the peers'
+``body_out`` (``deep = 0 + shallow``).
+
 IMDeception has no input-to-output skip, so from a random start it first spends thousands of
-steps learning to interpolate. Its head (3x3 conv) and tail (3x3 conv before pixel_shuffle)
-can represent MATLAB bicubic upscaling exactly: the head writes the 9 shifted copies of each of
-R, G, B (27 channels), the tail combines them, which spans offsets -2..2, the 5x5 support
-bicubic has per output phase. With the residual branch's last conv (``fuse3x3``) at zero,
-``G = lrelu(0) + F0 = F0``, so the network is bicubic (up to border handling: zero padding
+steps learning to interpolate (the peers neither). Head and tail can represent MATLAB bicubic
+upscaling exactly: the head writes the 9 shifted copies of each of R, G, B (27 channels), the
+tail combines them, which spans offsets -2..2, the 5x5 support bicubic has per output phase.
+With ``residual_out`` at zero the network is bicubic (up to border handling: zero padding
 instead of MATLAB's mirror). The other head channels keep their random init (the residual
 branch needs features to work on) but the tail reads nothing from them yet.
 
-Heads narrower than 27 channels (core 4: 16) cannot hold all shifted copies. ``fit_linear_start``
-then fits head+tail, as a purely linear network, to the HR crops by least squares (Adam on MSE),
-starting from a luma/chroma construction: 9 shifted copies of a luma signal carry the detail,
-the remaining channels carry chroma centre samples.
+Heads narrower than 27 channels (IMDeception core 4: 16; every peer has 42 or more) cannot hold
+all shifted copies. ``fit_linear_start`` then fits head+tail, as a purely linear network, to the
+HR crops by least squares (Adam on MSE), starting from a luma/chroma construction: 9 shifted
+copies of a luma signal carry the detail, the remaining channels carry chroma centre samples.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from imdsr.imaging.resize import contributions
-from training.models.imdeception import IMDeception
 
 SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
@@ -49,7 +53,7 @@ def _split(offset: int) -> tuple[int, int]:
     return head, offset - head
 
 
-def _tail_from_sources(model: IMDeception, sources: dict[int, list[tuple[int, int, int, float]]]
+def _tail_from_sources(model: nn.Module, sources: dict[int, list[tuple[int, int, int, float]]]
                        ) -> None:
     """Fill the tail so each output phase is the separable bicubic of its colour.
 
@@ -76,14 +80,26 @@ def _tail_from_sources(model: IMDeception, sources: dict[int, list[tuple[int, in
         model.tail.bias.zero_()
 
 
-def _zero_residual(model: IMDeception) -> None:
+def _residual_out(model: nn.Module) -> nn.Conv2d:
+    """The model's ``residual_out`` conv; a clear error for a model without the start contract."""
+    conv = getattr(model, "residual_out", None)
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"{type(model).__name__} has no `residual_out` conv: the bicubic start needs "
+                        "head, tail, scale and residual_out (see training/models/frame.py)")
+    return conv
+
+
+def _zero_residual(model: nn.Module) -> None:
+    conv = _residual_out(model)
     with torch.no_grad():
-        model.fuse3x3.weight.zero_()
-        model.fuse3x3.bias.zero_()
+        conv.weight.zero_()
+        if conv.bias is not None:
+            conv.bias.zero_()
 
 
-def bicubic_start(model: IMDeception) -> None:
+def bicubic_start(model: nn.Module) -> None:
     """Exact bicubic start; needs a head of at least 27 channels."""
+    _residual_out(model)  # refuse before touching head or tail
     width = model.head.out_channels
     if width < 27:
         raise ValueError(f"head has {width} channels; exact bicubic needs 27 (use fit_linear_start)")
@@ -105,8 +121,9 @@ def bicubic_start(model: IMDeception) -> None:
     _zero_residual(model)
 
 
-def _luma_chroma_construction(model: IMDeception) -> None:
+def _luma_chroma_construction(model: nn.Module) -> None:
     """Narrow heads: 9 shifted copies of luma L=(R+G+B)/3 plus centred R-L and B-L samples."""
+    _residual_out(model)
     width = model.head.out_channels
     if width < 11:
         raise ValueError(f"head has {width} channels; the linear start needs at least 11")
@@ -135,12 +152,12 @@ def _luma_chroma_construction(model: IMDeception) -> None:
     _zero_residual(model)
 
 
-def linear_path(model: IMDeception, lr: torch.Tensor) -> torch.Tensor:
+def linear_path(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
     """The network's output when the residual branch is zero: tail(head(x)), shuffled."""
     return F.pixel_shuffle(model.tail(model.head(lr)), model.scale)
 
 
-def fit_linear_start(model: IMDeception, batches, steps: int = 300, lr: float = 1e-4) -> list[float]:
+def fit_linear_start(model: nn.Module, batches, steps: int = 300, lr: float = 1e-4) -> list[float]:
     """Luma/chroma construction, then least-squares refinement of head+tail to the HR targets.
 
     ``batches(i)`` returns (lr, hr) float tensors for fitting step ``i``. Only head and tail are
@@ -163,7 +180,7 @@ def fit_linear_start(model: IMDeception, batches, steps: int = 300, lr: float = 
     return history
 
 
-def apply_start(model: IMDeception, kind: str, variant: str, batches=None, fit_steps: int = 300) -> str:
+def apply_start(model: nn.Module, kind: str, variant: str, batches=None, fit_steps: int = 300) -> str:
     """Apply the configured start to ``model`` (built as ``variant``); returns what was done (for
     logs and the model card)."""
     if kind == "default":

@@ -1,4 +1,5 @@
-"""Triton Python-backend model: IMDeception on a CPU runtime (the repository's ``cpu`` flavour).
+"""Triton Python-backend model: any exported network (IMDeception, IMDN, RLFN, EFDN) on a CPU
+runtime (the repository's ``cpu`` flavour): it runs the ONNX graph and knows nothing of the architecture.
 
 Copied verbatim into ``<repo>/<model>/1/model.py`` by ``imdsr export repo``, beside
 ``runtimes.py`` (ONNX Runtime or OpenVINO, the ``runtime`` parameter); it needs numpy and that

@@ -1,0 +1,73 @@
+"""What the gateway knows of a served model, read from its config.pbtxt through Triton.
+
+Export writes these parameters (export/model_config.py); nothing here imports the model code, so
+the gateway learns a new architecture's tiling from Triton alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imdsr.contract import (
+    ALIGN_PARAM,
+    ARCH_PARAM,
+    CONTEXT_PARAM,
+    FLOPS_PARAM,
+    MAX_WINDOW_PARAM,
+    MIN_WINDOW_PARAM,
+    PARAMS_PARAM,
+    WEIGHTS_PARAM,
+    WHOLE_PARAM,
+)
+from imdsr.imaging.tiling import TilingRule
+from imdsr.imaging.windows import WindowLimits
+
+
+def _int(params: dict, key: str) -> int | None:
+    value = params.get(key, {}).get("string_value", "")
+    return int(value) if value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class ModelTraits:
+    triton_name: str
+    limits: WindowLimits | None  # None: the model publishes no window limit (takes any size)
+    rule: TilingRule             # the published rule; IMDeception's for models that publish none
+    weights: str                 # digest of the weights (ETags), or a name-based stand-in
+    arch: str | None = None
+    params: int | None = None
+    flops: int | None = None
+
+    @classmethod
+    def from_config(cls, triton_name: str, config: dict) -> ModelTraits:
+        params = config.get("parameters", {})
+        min_side = _int(params, MIN_WINDOW_PARAM) or 1
+        max_side = _int(params, MAX_WINDOW_PARAM)
+        defaults = TilingRule()
+        rule = TilingRule(
+            context=_int(params, CONTEXT_PARAM) if _int(params, CONTEXT_PARAM) is not None
+            else defaults.context,
+            align=_int(params, ALIGN_PARAM) or defaults.align,
+            min_side=min_side,
+            whole_up_to=_int(params, WHOLE_PARAM) or 0,
+        )
+        weights = params.get(WEIGHTS_PARAM, {}).get("string_value", "")
+        arch = params.get(ARCH_PARAM, {}).get("string_value", "") or None
+        return cls(
+            triton_name=triton_name,
+            limits=WindowLimits(max_side=max_side, min_side=min(min_side, max_side))
+            if max_side else None,
+            rule=rule,
+            weights=weights or f"{triton_name}@unknown-weights",
+            arch=arch,
+            params=_int(params, PARAMS_PARAM),
+            flops=_int(params, FLOPS_PARAM),
+        )
+
+    def with_context(self, context: int | None) -> TilingRule:
+        """The rule with the gateway's context override (IMDSR_TILE_CONTEXT), if one is set,
+        rounded up to the model's alignment."""
+        if context is None:
+            return self.rule
+        a = self.rule.align
+        return TilingRule(-(-context // a) * a, a, self.rule.min_side, self.rule.whole_up_to)
