@@ -1,10 +1,12 @@
-"""``imdsr bench model|tiling|wire``: every benchmark in one place, each side by side in one run.
+"""``imdsr bench model|tiling|wire|service|memory|zoo``: every benchmark in one place, each side
+by side in one run.
 
 torch, tritonclient and the launcher are imported inside the commands: ``imdsr --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -246,7 +248,82 @@ def bench_memory(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_zoo(
+    ntire22: Annotated[Path | None, typer.Option(
+        help="the NTIRE 2022 ESR repository's model_zoo folder: the zoo's published checkpoints "
+             "in it are imported (into a temporary folder) and measured")] = None,
+    weights: Annotated[list[str], typer.Option(
+        help="VARIANT=PATH (or ARCH=PATH): an imdsr weights file for that model, added to or "
+             "replacing --ntire22's (repeatable)")] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option(help="the Markdown file to write")] = Path("docs/MODEL_ZOO.md"),
+    repeats: Annotated[int, typer.Option(
+        help="bare timings: best of N; service: requests per client per level")] = 5,
+    seams: Annotated[bool, typer.Option(help="tiled vs whole-image inference per architecture")
+                     ] = True,
+    service: Annotated[bool, typer.Option(help="the full service (Triton + gateway)")] = True,
+    threads: Annotated[int, typer.Option(help="threads of each runtime and of PyTorch")] = 2,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also save the raw figures here")
+                        ] = None,
+) -> None:
+    """The NTIRE 2022 ESR models the project serves, side by side in one run: structure, speed on
+    each CPU runtime and through the full service, five-photo PSNR/SSIM, the challenge's figures."""
+    import json
+    import shutil
+    import tempfile
+
+    from bench.zoo import ZOO, import_ntire22, plot, render, run_zoo, table
+    from export.cli import _weights_option
+    from training.weights.ntire22 import CheckpointMismatch
+
+    given = dict(_weights_option(item) for item in weights)  # unknown names: exit 2
+    if ntire22 is None and not given:
+        raise fail("nothing to measure: pass --ntire22 MODEL_ZOO_DIR and/or --weights VARIANT=PATH")
+    if repeats < 1 or threads < 1:
+        raise fail("--repeats and --threads must be at least 1")
+    from training.models.registry import get_variant
+
+    wanted = [v for v in ZOO if v not in given] if ntire22 is not None else []
+    if ntire22 is not None:
+        missing = [get_variant(v).ntire22_checkpoint for v in wanted
+                   if not (ntire22 / str(get_variant(v).ntire22_checkpoint)).is_file()]
+        if missing:
+            raise fail(f"{ntire22} lacks {', '.join(missing)} (pass --weights VARIANT=PATH for those)")
+    command = " ".join(["imdsr bench zoo"]
+                       + ([f"--ntire22 {ntire22}"] if ntire22 is not None else [])
+                       + [f"--weights {w}" for w in weights]
+                       + ([f"--repeats {repeats}"] if repeats != 5 else [])
+                       + ([f"--threads {threads}"] if threads != 2 else [])
+                       + ([] if seams else ["--no-seams"]) + ([] if service else ["--no-service"])
+                       + ([f"--out {out}"] if out != Path("docs/MODEL_ZOO.md") else []))
+    start = time.monotonic()
+
+    def progress(message: str) -> None:
+        typer.echo(f"[{time.monotonic() - start:6.0f} s] {message}", err=True)
+
+    work = Path(tempfile.mkdtemp(prefix="imdsr-zoo-weights-"))
+    try:
+        try:
+            imported = import_ntire22(ntire22, wanted, work, progress) if wanted else {}
+        except (CheckpointMismatch, OSError, RuntimeError) as exc:
+            raise fail(f"importing the published checkpoints: {exc}") from exc
+        chosen = {**imported, **given}
+        order = [v for v in ZOO if v in chosen] + [v for v in chosen if v not in ZOO]
+        report = run_zoo({v: chosen[v] for v in order}, command=command, threads=threads,
+                         repeats=repeats, with_service=service, with_seams=seams, progress=progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+    chart = plot(report, out.with_name(out.stem.lower() + ".png"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(report, chart.name if chart else None))
+    typer.echo(table(report))
+    typer.echo(f"\nwrote {out}" + (f", {chart}" if chart else ""))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    bench_app.command("zoo")(bench_zoo)
     bench_app.command("memory")(bench_memory)
     bench_app.command("service")(bench_service)
     bench_app.command("model")(bench_model)
