@@ -148,6 +148,13 @@
       while (select.options.length > 1) select.remove(1); // all but "server default"
       for (const m of body.models) {
         let label = m.variant;
+        // e.g. "rlfn - RLFN, 317K params, 19.7 GFLOPs": what a user picks between
+        if (m.arch) {
+          const size = [];
+          if (m.params) size.push(`${Math.round(m.params / 1000)}K params`);
+          if (m.flops) size.push(`${(m.flops / 1e9).toFixed(1)} GFLOPs`);
+          label += ` - ${m.arch.toUpperCase()}${size.length ? ", " + size.join(", ") : ""}`;
+        }
         if (m.default) label += " (default)";
         if (!m.ready) label += ` - ${m.state || "not ready"}`;
         const option = new Option(label, m.variant);

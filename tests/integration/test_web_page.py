@@ -234,6 +234,8 @@ def test_upscale_compare_and_download(browser, gateway: Gateway, photos: dict[st
     models = httpx.get(f"{gateway.url}/models", timeout=30).json()["models"]
     offered = _js(browser, "return [...document.getElementById('model').options].map((o) => o.value)")
     assert offered == ["", *(m["variant"] for m in models)]  # "" is the server default
+    labels = _js(browser, "return [...document.getElementById('model').options].map((o) => o.text)")
+    assert "rlfn - RLFN, 317K params, 19.7 GFLOPs" in labels  # what a user picks between
     assert _js(browser, "return document.getElementById('model').value") == MODEL  # the default
 
     _fill(browser, model=MODEL, format="png")
