@@ -43,10 +43,10 @@ class ModelTraits:
         params = config.get("parameters", {})
         min_side = _int(params, MIN_WINDOW_PARAM) or 1
         max_side = _int(params, MAX_WINDOW_PARAM)
-        defaults = TilingRule()
+        defaults = TilingRule()  # IMDeception's, for a repository exported before rules were published
+        context = _int(params, CONTEXT_PARAM)
         rule = TilingRule(
-            context=_int(params, CONTEXT_PARAM) if _int(params, CONTEXT_PARAM) is not None
-            else defaults.context,
+            context=defaults.context if context is None else context,
             align=_int(params, ALIGN_PARAM) or defaults.align,
             min_side=min_side,
             whole_up_to=_int(params, WHOLE_PARAM) or 0,
