@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -94,6 +95,14 @@ class TritonClient:
         """Triton's name for a gateway model name (IMDeception's bare variants by default)."""
         return self._names.get(variant) or model_name(variant)
 
+    async def _resolve(self, variant: str) -> str:
+        """``triton_name`` after learning Triton's names, the first time ``variant`` is seen
+        (``rlfn`` is served as ``rlfn``, ``c16nla`` as ``imdeception_c16nla``)."""
+        if variant not in self._names:
+            with contextlib.suppress(errors.ApiError):  # unreachable: the next call reports it
+                await self.models()
+        return self.triton_name(variant)
+
     def _unavailable_headers(self, error: errors.ApiError) -> errors.ApiError:
         if error.status == 503:
             error.headers.setdefault("Retry-After", str(self.retry_after_s))
@@ -130,7 +139,7 @@ class TritonClient:
 
     async def model_ready(self, variant: str) -> bool:
         try:
-            return bool(await self._client.is_model_ready(self.triton_name(variant),
+            return bool(await self._client.is_model_ready(await self._resolve(variant),
                                                           client_timeout=2.0))
         except InferenceServerException:
             return False
@@ -139,10 +148,9 @@ class TritonClient:
         """Raise the right error unless ``variant`` is ready (cached for ``READY_TTL_S``)."""
         if self._ready_until.get(variant, 0.0) > time.monotonic():
             return
-        if variant not in self._names:
-            await self.models()  # a name not seen yet: learn Triton's names first
+        name = await self._resolve(variant)
         try:
-            ready = await self._client.is_model_ready(self.triton_name(variant), client_timeout=5.0)
+            ready = await self._client.is_model_ready(name, client_timeout=5.0)
         except InferenceServerException as exc:
             raise self._unavailable_headers(classify(exc)) from exc
         if not ready:
@@ -160,7 +168,7 @@ class TritonClient:
         cached = self._traits.get(variant)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        name = self.triton_name(variant)
+        name = await self._resolve(variant)
         try:
             answer = await self._client.get_model_config(name, as_json=True, client_timeout=5.0)
         except InferenceServerException as exc:

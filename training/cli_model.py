@@ -95,8 +95,9 @@ def summary(
                    f"{c.conv_output_elems / 1e6:>8.1f} {c.attention_macs / 1e9:>10.3f} {c.n_conv:>6}")
     typer.echo(
         "\nNotes: the peers (imdn, imdn_nb7, rlfn, efdn) match the NTIRE 2022 ESR report's params, "
-        "FLOPs, activations and #conv exactly. c16nla matches the published 316,552 parameters exactly. The paper's smaller "
-        "cores (12, 8, 4) report 198K, 113K and 57K parameters with attention; scaling C in the "
+        "FLOPs, activations and #conv exactly. c16nla matches the published 316,552 parameters "
+        "exactly. The paper's smaller cores (12, 8, 4) report 198K, 113K and 57K parameters "
+        "with attention; scaling C in the "
         "published structure gives fewer (c12/c8 here have no attention; c4nla has 25,918), so "
         "the paper's small models must have differed in more than C. #conv counts a grouped "
         "conv once (the published checkpoint stores it as 4 convs: 134 layers for c16nla, the "

@@ -28,12 +28,15 @@ ARCHS: dict[str, str] = {
 
 
 # How each architecture's tiles must sit, measured with the published checkpoints on photos
-# (`imdsr bench zoo --seams`, docs/MODEL_ZOO.md): IMDN is local, 16 px of context leave every
-# pixel within one 8-bit level of whole-image inference. RLFN's and EFDN's attention resamples
-# pooled features to the window's size, so no context makes tiles exact: they run whole up to
-# 1024 px a side, and beyond that with the context and pooling-stride alignment that measured
-# best (RLFN: stride 2 x pool stride 3; EFDN: pool stride 7). Their pooling also needs a smallest
-# window (RLFN 15 px, EFDN 5 px); smaller images are edge-padded.
+# (`imdsr bench zoo`, docs/MODEL_ZOO.md "Tiling seams"): IMDN is local, and 16 px of context leave
+# every pixel within one 8-bit level of whole-image inference. RLFN's and EFDN's attention
+# resamples pooled features to the window's size, so no context makes their tiles exact: they
+# run whole up to 1024 px a side (exact), and beyond that with tiles aligned to their pooling
+# strides (RLFN: stride-2 conv x pool stride 3; EFDN: pool stride 7). EFDN's seams are small at
+# 21 px (a few pixels in 10,000 off by more than a level); RLFN's stay at 1-2% of pixels for any
+# context tried (12-60 px), so it takes 30 px: a full window (252 + 2 x 30 = 312) still fits the
+# 320-px engines. Their pooling also needs a smallest window (RLFN 15 px, EFDN 5 px); smaller
+# images are edge-padded.
 TILING: dict[str, TilingRule] = {
     "imdeception": TilingRule(context=32, align=32),
     "imdn": TilingRule(context=16, align=1),
