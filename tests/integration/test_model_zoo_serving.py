@@ -119,3 +119,13 @@ def test_triton_names_work_and_unknown_models_are_named(client: TestClient) -> N
                     headers={"Content-Type": "image/png"})
     assert r.status_code == 422
     assert "unknown model 'swinir'" in r.json()["detail"] and "rlfn" in r.json()["detail"]
+
+
+def test_a_peer_can_be_the_default_model(triton_server) -> None:  # noqa: ANN001
+    # /readyz asks for the default model before any request taught the gateway Triton's names.
+    settings = Settings(triton_url=triton_server.grpc_url, default_model="rlfn")
+    with TestClient(create_app(settings)) as fresh:
+        r = fresh.get("/readyz")
+        assert r.status_code == 200 and r.json()["model"] == "rlfn", r.text
+        _, headers = _upscale(fresh, _photo(20, 24))
+        assert headers["x-model"] == "rlfn"
