@@ -217,3 +217,22 @@ def test_worker_batches_are_the_in_process_batches():
         torch.testing.assert_close(a_hr, b_hr, rtol=0, atol=0)
     lr, _ = sampler.batch_at(9)
     np.testing.assert_array_equal(inline[2][0].numpy(), lr)  # item i is step start + i
+
+
+def test_photo_set_builds_where_its_parent_folder_does_not_exist_yet(tmp_path, monkeypatch):
+    # A fresh clone has no data/: `imdsr data photos data/photos` once failed in mkdtemp there.
+    from PIL import Image
+
+    from training.data import photos
+
+    def fake_fetch(workdir):
+        tree = workdir / "tree"
+        tree.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (photos.MIN_SIDE, photos.MIN_SIDE + 8, 3), dtype=np.uint8)).save(tree / "a.jpg")
+        return tree
+
+    monkeypatch.setattr(photos, "fetch_debian_wallpapers", fake_fetch)
+    out = tmp_path / "data" / "photos"
+    entries = photos.build_from_debian(out)
+    assert len(entries) == 1 and (out / "manifest.json").is_file()

@@ -105,6 +105,8 @@ def build_photo_set(sources: list[Path], out_dir: Path, filter_photos: bool = Tr
 
 
 def build_from_debian(out_dir: Path) -> list[PhotoEntry]:
+    # The packages unpack beside the set (same file system); on a fresh clone `data/` is not there.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
         tree = fetch_debian_wallpapers(Path(tmp))
         return build_photo_set([tree], out_dir)
