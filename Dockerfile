@@ -207,9 +207,7 @@ COPY bench/ bench/
 RUN /opt/venv/bin/pip install ".[export]" \
  && mkdir -p /onnx \
  && for v in ${VARIANTS}; do \
-      /opt/venv/bin/imdsr export onnx --variant "$v" \
-        --weights "training/weights_shipped/imdeception_${v}_x4.safetensors" \
-        -o "/onnx/imdeception_${v}.onnx" || exit 1; \
+      /opt/venv/bin/imdsr export onnx --variant "$v" -o /onnx/ || exit 1; \
     done
 
 # ---------------------------------------------------------------------------------------

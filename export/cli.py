@@ -35,15 +35,22 @@ def _weights_for(variant: str, given: Path | None) -> Path:
 @export_app.command("onnx")
 def onnx_cmd(
     variant: Annotated[str, typer.Option(help="model variant, e.g. c16nla")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write")],
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="ONNX file to write, or a folder (existing, or ending in /) to get "
+        "<Triton model name>.onnx there, the name `imdsr export plans` reads")],
     weights: Annotated[Path | None, typer.Option(help="weights (default: the shipped ones)")] = None,
     simplify: Annotated[bool, typer.Option(help="fold shape arithmetic with onnxslim")] = True,
     verify: Annotated[bool, typer.Option(help="compare ONNX Runtime with PyTorch at odd sizes")] = True,
 ) -> None:
     """Export one variant to ONNX: dynamic batch/height/width, FP32 NCHW, provenance metadata."""
     from export.onnx_export import VERIFY_SHAPES, export_onnx, load_model, max_abs_diff
+    from training.models.registry import VARIANTS, triton_name
     from training.weights.store import WeightsError
 
+    if variant not in VARIANTS:
+        raise fail(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    if output.is_dir() or str(output).endswith("/"):
+        output = output / f"{triton_name(variant)}.onnx"
     path = _weights_for(variant, weights)
     try:
         res = export_onnx(variant, path, output, scale=SCALE, simplified=simplify)

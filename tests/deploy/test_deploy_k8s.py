@@ -542,7 +542,7 @@ def _image_onnx(folder: Path, variants: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for variant in variants:
         run([str(IMDSR), "export", "onnx", "--variant", variant, "--no-verify",
-             "-o", str(folder / f"imdeception_{variant}.onnx")], timeout=300)
+             "-o", f"{folder}/"], timeout=300)
 
 
 IMDSR = Path(sys.executable).parent / "imdsr"

@@ -229,7 +229,8 @@ def test_photo_set_builds_where_its_parent_folder_does_not_exist_yet(tmp_path, m
         tree = workdir / "tree"
         tree.mkdir(parents=True)
         rng = np.random.default_rng(0)
-        Image.fromarray(rng.integers(0, 256, (photos.MIN_SIDE, photos.MIN_SIDE + 8, 3), dtype=np.uint8)).save(tree / "a.jpg")
+        side = photos.MIN_SIDE
+        Image.fromarray(rng.integers(0, 256, (side, side + 8, 3), dtype=np.uint8)).save(tree / "a.jpg")
         return tree
 
     monkeypatch.setattr(photos, "fetch_debian_wallpapers", fake_fetch)

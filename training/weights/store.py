@@ -67,7 +67,10 @@ def read_meta(path: str | Path) -> WeightsMeta:
 
 def shipped_weights(variant: str) -> Path:
     """The weights committed with the project for ``variant`` (raises if none ship)."""
-    path = SHIPPED_DIR / f"imdeception_{variant}_x4.safetensors"
+    from training.models.registry import triton_name
+
+    # Named as Triton serves it: imdeception_c16nla_x4, rlfn_x4, ...
+    path = SHIPPED_DIR / f"{triton_name(variant)}_x4.safetensors"
     if not path.exists():
         shipped = sorted(p.name for p in SHIPPED_DIR.glob("*.safetensors"))
         raise WeightsError(f"no shipped weights for {variant!r} (shipped: {shipped}); pass --weights")
