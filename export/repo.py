@@ -1,12 +1,13 @@
-"""Write (and check) a Triton model repository: one ``imdeception_<variant>`` model per variant.
+"""Write (and check) a Triton model repository: one model per variant, named as the registry says
+(``imdeception_<variant>`` for IMDeception, ``rlfn``, ``efdn``, ``imdn``, ``imdn_nb7`` for its peers).
 
 Layout, whatever the target::
 
     <repo>/MANIFEST.json                     what was generated from what (hashes, no timestamps)
-    <repo>/imdeception_<v>/config.pbtxt      rendered from export/serving.toml
-    <repo>/imdeception_<v>/1/model.onnx      the exported graph (cpu: served; gpu/jetson: engine source)
-    <repo>/imdeception_<v>/1/model.py        cpu only: Python backend running ONNX Runtime
-    <repo>/imdeception_<v>/1/model.smXY.trtA.B.plan   gpu/jetson: engines, built on the node
+    <repo>/<model>/config.pbtxt              rendered from export/serving.toml
+    <repo>/<model>/1/model.onnx              the exported graph (cpu: served; gpu/jetson: engine source)
+    <repo>/<model>/1/model.py                cpu only: Python backend running OpenVINO or ONNX Runtime
+    <repo>/<model>/1/model.smXY.trtA.B.plan  gpu/jetson: engines, built on the node
 
 Generation is deterministic, so regenerating an up-to-date repository changes no byte.
 """
