@@ -150,6 +150,8 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
     elif native:
         if wire_dtype != WIRE_DTYPE:
             raise ValueError("the wire benchmark runs on the Python backend")
+        if t.precision != "f32":  # the native backends' precision keys are not verified here
+            raise ValueError("the native repository serves f32 only; set [cpu] precision = \"f32\"")
         msg["backend"] = NATIVE_BACKENDS[t.runtime]
         msg["default_model_filename"] = ONNX_FILENAME
     else:
@@ -178,6 +180,7 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
             "runtime": t.runtime,
             "intra_op_threads": str(t.intra_op_threads),
             "allow_spinning": "1" if t.allow_spinning else "0",
+            "precision": t.precision,
         }
     # The largest window this model accepts (the TensorRT profile's max on gpu/jetson): the
     # gateway reads it from Triton and never sends more (imdsr/imaging/windows.py).

@@ -50,3 +50,20 @@ def test_published_architecture_computes_what_ours_does(variant: str) -> None:
         x = torch.rand(*shape)
         with torch.no_grad():
             assert float((published(x) - ours(x)).abs().max()) < 1e-5
+
+
+def test_precision_is_explicit_and_bf16_is_openvino_only(c4nla_onnx) -> None:  # noqa: ANN001
+    from pydantic import ValidationError
+
+    from export.serving import CpuTarget
+
+    x = np.random.default_rng(1).random((1, 3, 37, 45), dtype=np.float32)
+    f32 = make_runner("openvino", str(c4nla_onnx), 1, precision="f32")
+    assert f32.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
+    bf16 = make_runner("openvino", str(c4nla_onnx), 1, precision="bf16")
+    (a,), (b,) = f32.run(x, [OUTPUT_NAME]), bf16.run(x, [OUTPUT_NAME])
+    assert np.abs(a - b).max() < 0.05  # bf16 where the CPU runs it, else the same f32
+    with pytest.raises(ValueError, match="f32 only"):
+        make_runner("onnxruntime", str(c4nla_onnx), 1, precision="bf16")
+    with pytest.raises(ValidationError, match="needs runtime"):
+        CpuTarget(runtime="onnxruntime", precision="bf16")

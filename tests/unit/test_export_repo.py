@@ -266,3 +266,16 @@ def test_native_backend_configs_for_nvidias_images(cfg: ServingConfig, runtime: 
             (ROOT / "model_repository" / name / "1" / "model.onnx").read_bytes()
     bad = CliRunner().invoke(app, ["export", "native-repo", str(tmp_path), "-o", str(out)])
     assert bad.exit_code == 2 and "not a generated repository" in bad.output
+
+
+def test_cpu_precision_reaches_the_backend_and_native_repos_refuse_bf16(cfg: ServingConfig) -> None:
+    from export.model_config import model_config
+
+    params = {p["key"]: p["value"]["string_value"] for p in model_config("c4", "cpu", cfg)["parameters"]}
+    assert params["precision"] == "f32"
+    bf16 = cfg.model_copy(update={"cpu": cfg.cpu.model_copy(update={"runtime": "openvino",
+                                                                    "precision": "bf16"})})
+    params = {p["key"]: p["value"]["string_value"] for p in model_config("c4", "cpu", bf16)["parameters"]}
+    assert params["precision"] == "bf16"
+    with pytest.raises(ValueError, match="f32 only"):
+        model_config("c4", "cpu", bf16, native=True)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 RUNTIMES = ("onnxruntime", "openvino")
+# f32: exact (within an 8-bit level of PyTorch). bf16 (OpenVINO only): ~2.5x faster on CPUs with
+# AMX, within a few levels of f32 (docs/PERFORMANCE.md, "bf16 on AMX"); off by default.
+PRECISIONS = ("f32", "bf16")
 
 
 class Runner:
@@ -43,13 +46,14 @@ class OrtRunner(Runner):
 class OpenVinoRunner(Runner):
     runtime = "openvino"
 
-    def __init__(self, path: str, threads: int, spinning: bool) -> None:
+    def __init__(self, path: str, threads: int, spinning: bool, precision: str = "f32") -> None:
         import openvino as ov
 
         core = ov.Core()
         config = {
             "PERFORMANCE_HINT": "LATENCY",       # one request at a time per instance, all its threads
-            "INFERENCE_PRECISION_HINT": "f32",  # never a silent bf16/fp16 on CPUs that have it
+            # Always explicit: OpenVINO picks bf16 by itself on CPUs with AMX unless told f32.
+            "INFERENCE_PRECISION_HINT": precision,
             "NUM_STREAMS": "1",
         }
         if threads > 0:
@@ -64,9 +68,14 @@ class OpenVinoRunner(Runner):
         return [np.array(self.request.get_tensor(self.outputs[n]).data) for n in names]
 
 
-def make_runner(runtime: str, path: str, threads: int = 0, spinning: bool = False) -> Runner:
+def make_runner(runtime: str, path: str, threads: int = 0, spinning: bool = False,
+                precision: str = "f32") -> Runner:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     if runtime == "onnxruntime":
+        if precision != "f32":
+            raise ValueError(f"ONNX Runtime runs this graph in f32 only, not {precision}")
         return OrtRunner(path, threads, spinning)
     if runtime == "openvino":
-        return OpenVinoRunner(path, threads, spinning)
+        return OpenVinoRunner(path, threads, spinning, precision)
     raise ValueError(f"unknown CPU runtime {runtime!r}; known: {', '.join(RUNTIMES)}")

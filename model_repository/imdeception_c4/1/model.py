@@ -69,7 +69,8 @@ class TritonPythonModel:
                            for o in config["output"]}
         self.runner = make_runner(params.get("runtime", "onnxruntime"), str(onnx_path),
                                   int(params.get("intra_op_threads", "0")),
-                                  params.get("allow_spinning", "0") == "1")
+                                  params.get("allow_spinning", "0") == "1",
+                                  params.get("precision", "f32"))
         self.name = args["model_name"]
 
     def _wanted(self, request) -> list[str]:  # noqa: ANN001 - pb_utils.InferenceRequest
