@@ -156,27 +156,19 @@ def import_ntire22(folder: Path, variants: Iterable[str], out: Path,
                    progress: Callable[[str], None] = print) -> dict[str, Path]:
     """The published checkpoints of ``variants`` (``folder``: the NTIRE 2022 ESR repository's
     model_zoo) in the project's weights format under ``out``; as ``imdsr weights import-ntire22``."""
-    import torch
-
-    from imdsr.digest import file_sha256
     from training.models.registry import get_variant
-    from training.weights.ntire22 import CheckpointMismatch, import_published
-    from training.weights.store import WeightsMeta, save_weights
+    from training.weights.ntire22 import CheckpointMismatch, import_file
 
     found: dict[str, Path] = {}
     for variant in variants:
         spec = get_variant(variant)
         if spec.ntire22_checkpoint is None:
             raise CheckpointMismatch(f"{variant} has no published NTIRE 2022 checkpoint")
-        src = folder / spec.ntire22_checkpoint
-        state_variant, state = import_published(
-            torch.load(src, map_location="cpu", weights_only=True), spec.arch)
-        if state_variant != variant:
-            raise CheckpointMismatch(f"{src} holds the {state_variant} structure, not {variant}")
-        meta = WeightsMeta(variant, SCALE, f"ntire22:{src.name}:sha256={file_sha256(src)}",
-                           {"origin": f"NTIRE 2022 Efficient SR challenge: {spec.description} "
-                                      "(published)"})
-        found[variant] = save_weights(out / f"{variant}.safetensors", state, meta)
+        src, dst = folder / spec.ntire22_checkpoint, out / f"{variant}.safetensors"
+        imported, _ = import_file(src, spec.arch, dst)
+        if imported != variant:
+            raise CheckpointMismatch(f"{src} holds the {imported} structure, not {variant}")
+        found[variant] = dst
         progress(f"imported {src.name} as {variant}")
     return found
 
@@ -234,14 +226,10 @@ def service_speed(repo: Path, variants: list[str], png: bytes, out_pixels: int,
                   progress: Callable[[str], None] = print) -> dict[str, list]:
     """Each variant through one Triton (``repo``) and the gateway: variant -> [Level per clients]."""
     from bench.service import gateway, service_levels, triton
-    from training.models.registry import get_variant
 
-    # The gateway's default model: an IMDeception one where there is one. (/readyz resolves the
-    # default's Triton name before the gateway has read Triton's index, as IMDeception's.)
-    default = next((v for v in variants if get_variant(v).arch == "imdeception"), variants[0])
     out: dict[str, list] = {}
     with triton(repo, work / "triton.log") as server, \
-            gateway(server.grpc_url, default, work / "gateway.log") as (_, url):
+            gateway(server.grpc_url, variants[0], work / "gateway.log") as (_, url):
         progress("Triton and the gateway are up")
         for variant in variants:
             out[variant] = asyncio.run(service_levels(url, png, variant, out_pixels, clients, rounds))

@@ -31,31 +31,16 @@ def import_ntire22(
     arch: Annotated[str, typer.Option(help="architecture: " + ", ".join(ARCHS))] = "imdeception",
 ) -> None:
     """Convert a published NTIRE 2022 checkpoint (IMDeception or a peer) into the project's format."""
-    import torch
-
-    from imdsr.digest import file_sha256
-    from training.weights.ntire22 import CheckpointMismatch, import_published
-    from training.weights.store import WeightsMeta, save_weights
+    from training.weights.ntire22 import CheckpointMismatch, import_file
 
     if arch not in ARCHS:
         raise fail(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
     if not src.is_file():
         raise fail(f"checkpoint not found: {src}")
     try:
-        ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise fail(f"{src} is not a readable PyTorch checkpoint: {exc}") from exc
-    if not isinstance(ckpt, dict):
-        raise fail(f"{src} holds a {type(ckpt).__name__}, not a state_dict")
-    try:
-        variant, state = import_published(ckpt, arch)
+        variant, params = import_file(src, arch, dst)
     except CheckpointMismatch as exc:
         raise fail(str(exc)) from exc
-    spec = VARIANTS[variant]
-    meta = WeightsMeta(variant, SCALE, f"ntire22:{src.name}:sha256={file_sha256(src)}",
-                       {"origin": f"NTIRE 2022 Efficient SR challenge: {spec.description} (published)"})
-    save_weights(dst, state, meta)
-    params = sum(v.numel() for v in state.values())
     typer.echo(f"wrote {dst} (variant {variant}, {arch}, x{SCALE}, {params:,} params)")
 
 

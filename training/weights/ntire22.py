@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -177,3 +178,25 @@ def import_published(ckpt: Mapping[str, object], arch: str) -> tuple[str, dict[s
     _, variant, problems = min(tried)
     raise CheckpointMismatch(f"checkpoint does not match the NTIRE 2022 {arch} layout ({variant}, "
                              f"{get_variant(variant).ntire22_checkpoint}): " + " | ".join(problems))
+
+
+def import_file(src: Path, arch: str, dst: Path) -> tuple[str, int]:
+    """Read the published checkpoint ``src`` of ``arch`` and write it to ``dst`` in the project's
+    weights format, with its provenance; (variant, parameters). ``CheckpointMismatch`` names what
+    does not match; an unreadable file is a ``CheckpointMismatch`` too."""
+    from imdsr.contract import SCALE
+    from imdsr.digest import file_sha256
+    from training.weights.store import WeightsMeta, save_weights
+
+    try:
+        ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise CheckpointMismatch(f"{src} is not a readable PyTorch checkpoint: {exc}") from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointMismatch(f"{src} holds a {type(ckpt).__name__}, not a state_dict")
+    variant, state = import_published(ckpt, arch)
+    spec = get_variant(variant)
+    meta = WeightsMeta(variant, SCALE, f"ntire22:{src.name}:sha256={file_sha256(src)}",
+                       {"origin": f"NTIRE 2022 Efficient SR challenge: {spec.description} (published)"})
+    save_weights(dst, state, meta)
+    return variant, sum(v.numel() for v in state.values())
