@@ -41,7 +41,9 @@ class UpscaleOptions(BaseModel):
     tile: int | None = Field(None, ge=ALIGN, le=2048, multiple_of=ALIGN,
                              description="tile core size in input pixels (multiple of 32); "
                              "its window (tile + 2 x context) must fit the model's window limit, "
-                             "else 422 naming the largest tile that fits")
+                             "else 422 naming the largest tile that fits. Rounded down to the "
+                             "model's alignment; ignored where the model runs the image whole "
+                             "(RLFN, EFDN up to 1024 px: GET /models, tiling)")
 
     @model_validator(mode="after")
     def _one_way_to_size(self) -> UpscaleOptions:
