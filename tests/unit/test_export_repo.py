@@ -25,6 +25,7 @@ from imdsr.contract import (
     OUTPUT_NAME,
     OUTPUT_U8_NAME,
     WHOLE_PARAM,
+    variant_of,
 )
 from tests.support import ROOT
 from training.models import get_variant, list_variants
@@ -259,7 +260,8 @@ def test_native_backend_configs_for_nvidias_images(cfg: ServingConfig, runtime: 
         assert m.backend == backend and m.default_model_filename == "model.onnx"
         assert [o.name for o in m.output] == [OUTPUT_NAME, OUTPUT_U8_NAME]  # the same contract
         assert m.parameters[threads_key].string_value == str(cfg.cpu.intra_op_threads)
-        assert m.parameters[MAX_WINDOW_PARAM].string_value == str(cfg.window)
+        whole = get_variant(variant_of(name)).tiling.whole_up_to  # RLFN runs whole up to 1024
+        assert m.parameters[MAX_WINDOW_PARAM].string_value == str(max(cfg.window, whole))
         assert m.max_batch_size == cfg.max_batch_for("cpu")
         assert sorted(p.name for p in (out / name / "1").iterdir()) == ["model.onnx"]  # no model.py
         assert (out / name / "1" / "model.onnx").read_bytes() == \

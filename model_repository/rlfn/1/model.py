@@ -1,0 +1,112 @@
+"""Triton Python-backend model: any exported network (IMDeception, IMDN, RLFN, EFDN) on a CPU
+runtime (the repository's ``cpu`` flavour): it runs the ONNX graph and knows nothing of the architecture.
+
+Copied verbatim into ``<repo>/<model>/1/model.py`` by ``imdsr export repo``, beside
+``runtimes.py`` (ONNX Runtime or OpenVINO, the ``runtime`` parameter); it needs numpy and that
+runtime only (never torch). Settings come from the model config's ``parameters``; each request
+gets the outputs it asks for (``output`` FP32, ``output_u8`` UINT8), computed once per batch.
+The wire-benchmark models change the dtypes of ``input``/``output`` instead (FP16/UINT8).
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _use_launcher_site_packages() -> None:
+    """Put the launching environment's site-packages first on ``sys.path``.
+
+    The backend's stub runs its own embedded interpreter, which ignores PYTHONPATH and sees the base
+    interpreter's site-packages (which may hold numpy 2, breaking Triton's tensor utilities).
+    ``imdsr triton`` exports its own site-packages here; nothing machine-specific is committed.
+    The names match triton_host/launcher.py.
+    """
+    paths = os.environ.get("IMDSR_TRITON_SITE_PACKAGES", "")
+    version = os.environ.get("IMDSR_TRITON_PYTHON", "")
+    if not paths or version != f"{sys.version_info[0]}.{sys.version_info[1]}":
+        return  # another interpreter (e.g. an NGC image's): its own packages must serve
+    for path in reversed(paths.split(os.pathsep)):
+        if path and path not in sys.path:
+            sys.path.insert(0, path)
+
+
+_use_launcher_site_packages()
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # runtimes.py, copied beside this file
+
+import numpy as np  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
+from runtimes import make_runner  # noqa: E402
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+OUTPUT_U8_NAME = "output_u8"
+
+
+def _decode(x: np.ndarray) -> np.ndarray:
+    """Wire -> the graph's FP32 [0, 1]."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255)  # as clients scale 8-bit images
+    return x.astype(np.float32, copy=False)
+
+
+def _encode(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The graph's FP32 -> wire (UINT8 rounds and clips; FP32/FP16 stay unclamped)."""
+    if y.dtype == dtype:  # output_u8 comes out of the graph as it goes on the wire
+        return y
+    if dtype == np.uint8:
+        return (np.clip(y, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return y.astype(dtype, copy=False)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        onnx_path = version_dir / params.get("onnx_file", "model.onnx")
+        self.out_dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"])
+                           for o in config["output"]}
+        self.runner = make_runner(params.get("runtime", "onnxruntime"), str(onnx_path),
+                                  int(params.get("intra_op_threads", "0")),
+                                  params.get("allow_spinning", "0") == "1",
+                                  params.get("precision", "f32"))
+        self.name = args["model_name"]
+
+    def _wanted(self, request) -> list[str]:  # noqa: ANN001 - pb_utils.InferenceRequest
+        names = [n for n in request.requested_output_names() if n in self.out_dtypes]
+        return names or list(self.out_dtypes)
+
+    def execute(self, requests: list) -> list:
+        # The dynamic batcher hands over several requests; those of one shape run as one batch,
+        # computing every output any of them asked for.
+        inputs = [pb_utils.get_input_tensor_by_name(r, INPUT_NAME).as_numpy() for r in requests]
+        wanted = [self._wanted(r) for r in requests]
+        groups: dict[tuple, list[int]] = {}
+        for i, x in enumerate(inputs):
+            groups.setdefault(x.shape[1:], []).append(i)
+        responses: list = [None] * len(requests)
+        for indices in groups.values():
+            batch = np.concatenate([inputs[i] for i in indices]) if len(indices) > 1 else inputs[indices[0]]
+            names = sorted({n for i in indices for n in wanted[i]})
+            # The wire-benchmark models carry one output whose dtype is converted here instead.
+            graph_names = [n if n in (OUTPUT_NAME, OUTPUT_U8_NAME) else OUTPUT_NAME for n in names]
+            try:
+                results = dict(zip(names, self.runner.run(_decode(batch), graph_names), strict=True))
+            except Exception as exc:  # one bad group must not fail the others, nor the server
+                error = pb_utils.TritonError(f"{self.name}: inference failed for input {batch.shape}: {exc}")
+                for i in indices:
+                    responses[i] = pb_utils.InferenceResponse(output_tensors=[], error=error)
+                continue
+            start = 0
+            for i in indices:
+                n = inputs[i].shape[0]
+                tensors = [pb_utils.Tensor(name, np.ascontiguousarray(
+                    _encode(results[name][start:start + n], self.out_dtypes[name])))
+                    for name in wanted[i]]
+                responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
+                start += n
+        return responses
+
+    def finalize(self) -> None:
+        self.runner = None
