@@ -272,10 +272,10 @@ def bench_zoo(
     import tempfile
 
     from bench.zoo import ZOO, import_ntire22, plot, render, run_zoo, table
-    from export.cli import _weights_option
+    from export.cli import parse_weights_option
     from training.weights.ntire22 import CheckpointMismatch
 
-    given = dict(_weights_option(item) for item in weights)  # unknown names: exit 2
+    given = dict(parse_weights_option(item) for item in weights)  # unknown names: exit 2
     if ntire22 is None and not given:
         raise fail("nothing to measure: pass --ntire22 MODEL_ZOO_DIR and/or --weights VARIANT=PATH")
     if repeats < 1 or threads < 1:

@@ -237,7 +237,7 @@ def repo_cmd(
 
     if target not in TARGETS:
         raise typer.BadParameter(f"target must be one of {', '.join(TARGETS)}")
-    overrides = dict(_weights_option(item) for item in weights)
+    overrides = dict(parse_weights_option(item) for item in weights)
     names = _parse_variants(variants)
     names += [v for v in overrides if v not in names]
     if not names:
@@ -249,7 +249,7 @@ def repo_cmd(
     typer.echo(f"wrote {output} ({target}, {len(sources)} models)")
 
 
-def _weights_option(item: str) -> tuple[str, Path]:
+def parse_weights_option(item: str) -> tuple[str, Path]:
     """``ARCH=PATH`` or ``VARIANT=PATH`` -> (variant, path), checked against the file's metadata."""
     from training.models.registry import ARCHS, VARIANTS
     from training.weights.store import WeightsError, read_meta

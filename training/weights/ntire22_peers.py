@@ -30,34 +30,41 @@ def _imdn(model: nn.Module) -> Iterator[tuple[str, str]]:
     yield "tail", "model.2"
 
 
-def _rlfn(model: nn.Module) -> Iterator[tuple[str, str]]:
+def _rfdn_layout(model: nn.Module, block: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """RLFN's and EFDN's checkpoints share RFDN's layout around their blocks (``fea_conv``,
+    ``B1..Bn``, ``LR_conv``, ``upsampler.0``); ``block`` maps one block's convs, ours -> theirs."""
     yield "head", "fea_conv"
     for i in range(len(model.blocks)):
-        ours, theirs = f"blocks.{i}", f"B{i + 1}"
-        for j in range(3):
-            yield f"{ours}.convs.{j}", f"{theirs}.c{j + 1}_r"
-        yield f"{ours}.fuse", f"{theirs}.c5"
-        for a, b in (("reduce", "conv1"), ("skip", "conv_f"), ("down", "conv2"), ("coarse", "conv3"),
-                     ("expand", "conv4")):
-            yield f"{ours}.attention.{a}", f"{theirs}.esa.{b}"
+        for ours, theirs in block:
+            yield f"blocks.{i}.{ours}", f"B{i + 1}.{theirs}"
     yield "body_out", "LR_conv"
     yield "tail", "upsampler.0"
+
+
+_RLFN_BLOCK = [
+    *((f"convs.{j}", f"c{j + 1}_r") for j in range(3)),
+    ("fuse", "c5"),
+    *((f"attention.{a}", f"esa.{b}") for a, b in (
+        ("reduce", "conv1"), ("skip", "conv_f"), ("down", "conv2"), ("coarse", "conv3"),
+        ("expand", "conv4"))),
+]
+_EFDN_BLOCK = [
+    *((name, f"c{j + 1}_{kind}") for j in range(3)
+      for name, kind in ((f"distil.{j}", "d"), (f"refine.{j}", "r.conv3x3"))),
+    ("last", "c4.conv3x3"),
+    ("fuse", "c5"),
+    *((f"attention.{a}", f"esa.{b}") for a, b in (
+        ("reduce", "conv1"), ("skip", "conv_f"), ("branches.0", "conv_2"), ("branches.1", "conv_3"),
+        ("merge", "conv_23"), ("expand", "conv4"))),
+]
+
+
+def _rlfn(model: nn.Module) -> Iterator[tuple[str, str]]:
+    return _rfdn_layout(model, _RLFN_BLOCK)
 
 
 def _efdn(model: nn.Module) -> Iterator[tuple[str, str]]:
-    yield "head", "fea_conv"
-    for i in range(len(model.blocks)):
-        ours, theirs = f"blocks.{i}", f"B{i + 1}"
-        for j in range(3):
-            yield f"{ours}.distil.{j}", f"{theirs}.c{j + 1}_d"
-            yield f"{ours}.refine.{j}", f"{theirs}.c{j + 1}_r.conv3x3"
-        yield f"{ours}.last", f"{theirs}.c4.conv3x3"
-        yield f"{ours}.fuse", f"{theirs}.c5"
-        for a, b in (("reduce", "conv1"), ("skip", "conv_f"), ("branches.0", "conv_2"),
-                     ("branches.1", "conv_3"), ("merge", "conv_23"), ("expand", "conv4")):
-            yield f"{ours}.attention.{a}", f"{theirs}.esa.{b}"
-    yield "body_out", "LR_conv"
-    yield "tail", "upsampler.0"
+    return _rfdn_layout(model, _EFDN_BLOCK)
 
 
 _CONVS = {"imdn": _imdn, "rlfn": _rlfn, "efdn": _efdn}
