@@ -202,8 +202,8 @@ def plans_cmd(
 
 
 def _parse_variants(values: list[str]) -> list[str]:
-    from export.repo import shipped_variants
     from training.models import list_variants
+    from training.weights.store import shipped_variants
 
     names = [n for v in values for n in v.split(",") if n]
     if names in (["shipped"], []):
@@ -251,25 +251,14 @@ def repo_cmd(
 
 def parse_weights_option(item: str) -> tuple[str, Path]:
     """``ARCH=PATH`` or ``VARIANT=PATH`` -> (variant, path), checked against the file's metadata."""
-    from training.models.registry import ARCHS, VARIANTS
-    from training.weights.store import WeightsError, read_meta
+    from training.weights.store import WeightsError, WeightsSpecError, parse_weights_spec
 
-    key, sep, raw = item.partition("=")
-    if not sep or not raw:
-        raise typer.BadParameter(f"--weights wants ARCH=PATH or VARIANT=PATH, got {item!r}")
-    if key not in ARCHS and key not in VARIANTS:
-        raise typer.BadParameter(f"--weights {item!r}: {key!r} is neither an architecture "
-                                 f"({', '.join(ARCHS)}) nor a variant ({', '.join(VARIANTS)})")
-    path = Path(raw)
-    if not path.is_file():
-        raise fail(f"weights file not found: {path}")
     try:
-        variant = read_meta(path).variant
-    except (WeightsError, OSError, Exception) as exc:  # noqa: BLE001 - unreadable file, one message
-        raise fail(f"{path} is not an imdsr weights file: {exc}") from exc
-    if variant not in VARIANTS or (variant != key and VARIANTS[variant].arch != key):
-        raise fail(f"{path} holds variant {variant!r}, not {key!r}")
-    return variant, path
+        return parse_weights_spec(item)
+    except WeightsSpecError as exc:
+        raise typer.BadParameter(f"--weights {exc}") from None
+    except WeightsError as exc:
+        raise fail(str(exc)) from None
 
 
 @export_app.command("native-repo")

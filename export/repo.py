@@ -27,9 +27,8 @@ from export.model_config import ONNX_FILENAME, render_model_config
 from export.serving import ServingConfig, Target
 from export.trt_plan import cc_model_filenames, parse_plan_filename
 from imdsr.digest import file_sha256
-from training.models import list_variants
 from training.models.registry import triton_name
-from training.weights.store import WeightsError, shipped_weights
+from training.weights.store import shipped_variants, shipped_weights
 from triton_host.python_backend import BACKEND_FILES
 
 MANIFEST = "MANIFEST.json"
@@ -40,18 +39,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class ModelSource:
     variant: str
     weights: Path
-
-
-def shipped_variants() -> list[str]:
-    """Variants whose weights ship with the project, in registry order."""
-    found = []
-    for v in list_variants():
-        try:
-            shipped_weights(v)
-        except WeightsError:
-            continue
-        found.append(v)
-    return found
 
 
 def exporter_fingerprint() -> str:

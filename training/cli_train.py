@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from imdsr.cli_support import fail
 from imdsr.contract import DEFAULT_VARIANT
 
 data_app = typer.Typer(help="Build training sets.", no_args_is_help=True)
@@ -25,6 +26,26 @@ def data_photos(
                else build_from_debian(out))
     px = sum(e.width * e.height for e in entries)
     typer.echo(f"{len(entries)} photos, {px / 1e6:.0f} Mpx -> {out}/manifest.json")
+
+
+@data_app.command("standard")
+def data_standard(
+    sets: str = typer.Argument(..., help="Comma-separated sets: train291 (T91 + BSD200), set5, "
+                               "set14, bsd100, urban100, or all."),
+    source: list[Path] = typer.Option(..., "--from", help="A clone of the repository holding "
+                                      "the set (or a folder of its files); repeat for several."),
+    out: Path = typer.Option(None, help="Root of the built sets (default data/standard)."),
+) -> None:
+    """Copy standard SR sets from clones of their public repositories, verified against the
+    committed SHA-256 manifest; a missing or changed file is named and nothing is half-built."""
+    from training.data.standard import DEFAULT_ROOT, StandardSetError, build_set, parse_set_names
+
+    try:
+        for name in parse_set_names(sets):
+            folder = build_set(name, list(source), out or DEFAULT_ROOT)
+            typer.echo(f"{name}: {len(list(folder.iterdir()))} files verified -> {folder}")
+    except StandardSetError as e:
+        raise fail(str(e)) from None
 
 
 def train(
@@ -60,23 +81,72 @@ def ship(
 
 def evaluate(
     variant: str = typer.Option(DEFAULT_VARIANT, help="Model variant (any in `imdsr model summary`)."),
-    weights: Path = typer.Option(None, help="Weights file (default: the shipped weights, where "
-                                 "the variant has some)."),
+    weights: list[str] = typer.Option(None, help="Weights file for --variant (default: the "
+                                      "shipped weights); with --benchmark, VARIANT=PATH or "
+                                      "ARCH=PATH adds a row (repeat for several)."),
     data: Path = typer.Option(None, help="Folder of HR images (default: the five photos "
                               "inside scikit-image's wheel)."),
+    benchmark: str = typer.Option(None, help="Standard sets, comma-separated (set5, set14, "
+                                  "bsd100, urban100): one table in the paper's Table 3 form."),
+    models: str = typer.Option(None, help="With --benchmark: variants whose shipped weights get "
+                               "a row (default: every shipped variant unless --weights is given)."),
+    sets_root: Path = typer.Option(None, help="Root of `imdsr data standard` (default "
+                                   "data/standard)."),
     scale: int = typer.Option(4),
     markdown: bool = typer.Option(False, help="Print a Markdown table."),
 ) -> None:
-    """Bicubic vs model per image and mean: Y-PSNR, Y-SSIM (crop = scale), RGB-PSNR."""
+    """Bicubic vs model: per image and mean (Y-PSNR, Y-SSIM with crop = scale, RGB-PSNR), or
+    with --benchmark, mean Y-PSNR / Y-SSIM per standard set for bicubic and each model."""
     import torch
 
-    from training.evaluate import evaluate_images, folder_photos, format_table, skimage_photos
-    from training.weights.store import load_model
+    from training.weights.store import WeightsError, load_model
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
-    model, _ = load_model(variant, weights, scale)
+    try:
+        if benchmark:
+            _evaluate_benchmarks(benchmark, models, weights or [], sets_root, scale, markdown)
+            return
+        if len(weights or []) > 1 or models:
+            raise fail("--models and several --weights go with --benchmark")
+        from training.evaluate import evaluate_images, folder_photos, format_table, skimage_photos
+
+        model, _ = load_model(variant, weights[0] if weights else None, scale)
+    except WeightsError as e:
+        raise fail(str(e)) from None
     images = folder_photos(data) if data else skimage_photos()
     typer.echo(format_table(evaluate_images(model, images, scale), markdown=markdown))
+
+
+def _evaluate_benchmarks(benchmark: str, models: str | None, weights: list[str],
+                         sets_root: Path | None, scale: int, markdown: bool) -> None:
+    from training.data.standard import (
+        BENCHMARKS,
+        DEFAULT_ROOT,
+        StandardSetError,
+        parse_set_names,
+        set_files,
+    )
+    from training.evaluate import benchmark_table, format_benchmark_table
+    from training.models.registry import VARIANTS, list_variants
+    from training.weights.store import load_model, parse_weights_spec, shipped_variants
+
+    try:
+        names = parse_set_names(benchmark)
+        if extra := [n for n in names if n not in BENCHMARKS]:
+            raise fail(f"{', '.join(extra)} is a training set; benchmarks: {', '.join(BENCHMARKS)}")
+        sets = {n: set_files(n, sets_root or DEFAULT_ROOT) for n in names}
+    except StandardSetError as e:
+        raise fail(str(e)) from None
+    variants = ([v.strip() for v in models.split(",") if v.strip()] if models
+                else [] if weights else shipped_variants())
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        raise fail(f"unknown variant {', '.join(unknown)}; known: {', '.join(list_variants())}")
+    rows = {v: load_model(v, None, scale)[0] for v in variants}
+    for item in weights:
+        variant, path = parse_weights_spec(item)
+        rows[f"{variant} ({path.name})"] = load_model(variant, path, scale)[0]
+    table = benchmark_table(rows, sets, scale)
+    typer.echo(format_benchmark_table(table, markdown=markdown))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

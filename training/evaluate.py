@@ -112,3 +112,60 @@ def format_table(rows: list[Row], markdown: bool = False) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
     return "\n".join([fmt(header), *(fmt(line) for line in lines)])
+
+
+# -- the standard benchmarks (the paper's Table 3) ------------------------------------------------
+BASELINE = "bicubic"
+
+
+@dataclass
+class Cell:
+    """Mean Y-PSNR / Y-SSIM of one method on one benchmark set."""
+
+    y_psnr: float
+    y_ssim: float
+
+
+def benchmark_table(models: dict[str, nn.Module], sets: dict[str, list[Path]], scale: int,
+                    device: torch.device | str = "cpu", progress: bool = True
+                    ) -> dict[str, dict[str, Cell]]:
+    """``{method: {set: Cell}}`` for bicubic and each model, as Table 3 is measured: HR
+    mod-cropped to the scale, LR by the MATLAB-style bicubic, Y (BT.601), ``scale`` px border."""
+    from tqdm import tqdm
+
+    from training.data.pairs import load_rgb
+
+    for m in models.values():
+        m.eval()
+    scores: dict[str, dict[str, list[Scores]]] = {k: {s: [] for s in sets}
+                                                  for k in (BASELINE, *models)}
+    total = sum(len(files) for files in sets.values())
+    with tqdm(total=total, desc="benchmarks", unit="img", disable=not progress) as bar:
+        for set_name, files in sets.items():
+            for path in files:
+                hr = modcrop(load_rgb(path), scale)
+                lr = downscale(hr, scale)
+                scores[BASELINE][set_name].append(score(upscale(lr, scale), hr, scale))
+                for label, model in models.items():
+                    sr = super_resolve(model, lr, device)
+                    scores[label][set_name].append(score(sr, hr, scale))
+                bar.set_postfix(set=set_name)
+                bar.update(1)
+    return {label: {s: Cell(float(np.mean([c.y_psnr for c in cells])),
+                            float(np.mean([c.y_ssim for c in cells])))
+                    for s, cells in by_set.items()}
+            for label, by_set in scores.items()}
+
+
+def format_benchmark_table(table: dict[str, dict[str, Cell]], markdown: bool = False) -> str:
+    """Rows = methods, columns = sets, each ``PSNR / SSIM`` (Table 3's layout)."""
+    sets = list(next(iter(table.values())))
+    header = ["method", *(f"{s} PSNR / SSIM" for s in sets)]
+    lines = [[label, *(f"{c.y_psnr:.2f} / {c.y_ssim:.4f}" for c in row.values())]
+             for label, row in table.items()]
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([fmt(header), *(fmt(line) for line in lines)])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from export.onnx_export import load_model, max_abs_diff
-from export.repo import MANIFEST, check_repository, shipped_variants
+from export.repo import MANIFEST, check_repository
 from export.serving import load_serving
 from tests.support import ROOT
 from training.models.registry import triton_name
-from training.weights.store import shipped_weights
+from training.weights.store import shipped_variants, shipped_weights
 
 REPO = ROOT / "model_repository"
 

@@ -237,3 +237,45 @@ def test_photo_set_builds_where_its_parent_folder_does_not_exist_yet(tmp_path, m
     out = tmp_path / "data" / "photos"
     entries = photos.build_from_debian(out)
     assert len(entries) == 1 and (out / "manifest.json").is_file()
+
+
+def test_mixed_sets_are_drawn_by_their_shares_and_small_images_left_out():
+    big = [Pair(f"b{i}", *(lambda hr: (hr, downscale(hr, 4)))(
+        np.random.default_rng(i).integers(0, 256, (128, 160, 3), dtype=np.uint8))) for i in range(3)]
+    small = [_pair(7)]                        # LR 16x20: too small for a 24 px crop
+    medium = [Pair("m", *(lambda hr: (hr, downscale(hr, 4)))(
+        np.random.default_rng(9).integers(0, 256, (96, 96, 3), dtype=np.uint8)))]
+    pairs = big + small + medium
+    groups = [0, 0, 0, 1, 1]
+    # Set 1 (one 24x24-LR image) gets 70% of the draws although it is 1/6 of the area.
+    s = CropSampler(pairs, 24, 4, 1, seed=0, groups=groups, shares=[0.3, 0.7])
+    assert s.dropped == ["x"]
+    assert s.weights[s.groups == 1].sum() == pytest.approx(0.7)
+    assert s.weights[s.groups == 0].sum() == pytest.approx(0.3)
+    by_area = CropSampler(pairs, 24, 4, 1, seed=0, groups=groups)
+    assert by_area.weights[by_area.groups == 1].sum() == pytest.approx(24 * 24 / (3 * 32 * 40 + 576))
+    with pytest.raises(ValueError, match="no training images with an LR side of at least 64"):
+        CropSampler(pairs, 64, 4, 1, seed=0)
+
+
+def test_data_sets_config(tmp_path):
+    from training.train.config import DataConfig, SetConfig
+
+    assert DataConfig(root="x").training_sets() == [SetConfig(root="x")]
+    mixed = DataConfig(sets=[{"root": "a", "weight": 0.6, "holdout": 4}, {"root": "b", "weight": 0.4}])
+    assert [s.root for s in mixed.training_sets()] == ["a", "b"]
+    with pytest.raises(ValueError, match="give every set a weight > 0, or none"):
+        DataConfig(sets=[{"root": "a", "weight": 0.6}, {"root": "b"}])
+
+
+def test_holdout_picks_evenly_spaced_images(tmp_path):
+    from PIL import Image
+
+    from training.data.photos import find_hr_images
+
+    for i in range(12):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / f"{i:02d}.png")
+    train, valid = find_hr_images(tmp_path, holdout=3)
+    assert [p.stem for p in valid] == ["00", "04", "08"] and len(train) == 9
+    assert find_hr_images(tmp_path, holdout=0)[1] == []
+    assert [p.stem for p in find_hr_images(tmp_path)[1]] == ["03", "11"]

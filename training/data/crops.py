@@ -40,17 +40,37 @@ class CropSampler:
     """Makes batches of (LR, HR) crops as float32 NCHW arrays in [0, 1]."""
 
     def __init__(self, pairs: list[Pair], lr_size: int, scale: int, batch: int, seed: int,
-                 augment: bool = True, min_detail: float = 0.0, tries: int = 10) -> None:
+                 augment: bool = True, min_detail: float = 0.0, tries: int = 10,
+                 groups: list[int] | None = None, shares: list[float] | None = None) -> None:
+        """``groups[i]`` is the set of ``pairs[i]``; ``shares[g]`` that set's share of the draws
+        (within a set, by area). Without them every image is drawn by area. Pairs whose LR is
+        smaller than a crop (T91 has 51 such images at 48 px) are left out: ``self.dropped``."""
+        groups = list(groups) if groups is not None else [0] * len(pairs)
+        if len(groups) != len(pairs):
+            raise ValueError("one group per pair")
+        fits = [min(p.lr.shape[:2]) >= lr_size for p in pairs]
+        self.dropped = [p.name for p, ok in zip(pairs, fits, strict=True) if not ok]
+        pairs = [p for p, ok in zip(pairs, fits, strict=True) if ok]
+        groups = [g for g, ok in zip(groups, fits, strict=True) if ok]
         if not pairs:
-            raise ValueError("no training images")
+            raise ValueError(f"no training images with an LR side of at least {lr_size} px")
         self.pairs, self.lr_size, self.scale = pairs, lr_size, scale
         self.batch, self.seed, self.augment = batch, seed, augment
         # Flat crops (sky, gradients) teach little once the net is bicubic; resample a crop
         # whose LR ``detail`` is under ``min_detail``, up to ``tries`` times.
         self.min_detail, self.tries = min_detail, tries
-        # Pick images in proportion to their area, so each pixel is about equally likely.
+        # Pick images in proportion to their area, so each pixel is about equally likely, and
+        # scale each set to its share where shares are given.
         area = np.array([p.lr.shape[0] * p.lr.shape[1] for p in pairs], dtype=np.float64)
+        g = np.array(groups)
+        if shares is not None:
+            share = np.array(shares, dtype=np.float64)
+            present = np.unique(g)
+            share = share / share[present].sum()
+            for k in present:
+                area[g == k] *= share[k] / area[g == k].sum()
         self.weights = area / area.sum()
+        self.groups = g
 
     def batch_at(self, step: int, rank: int = 0) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, step, rank])

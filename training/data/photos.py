@@ -112,12 +112,13 @@ def build_from_debian(out_dir: Path) -> list[PhotoEntry]:
         return build_photo_set([tree], out_dir)
 
 
-def find_hr_images(root: Path) -> tuple[list[Path], list[Path]]:
+def find_hr_images(root: Path, holdout: int = -1) -> tuple[list[Path], list[Path]]:
     """(train, valid) HR files under ``root``.
 
     DIV2K/Flickr2K layout (``*_train_HR`` / ``*_valid_HR`` folders) is split as published; a
     photo set with a manifest, or any folder of images, gets every 8th image (by name) for
-    validation so the split is stable.
+    validation so the split is stable (``holdout`` = -1); ``holdout`` = N holds out N images
+    evenly spaced by name, 0 none.
     """
     train_dirs = sorted(p for p in root.glob("*_train_HR") if p.is_dir())
     valid_dirs = sorted(p for p in root.glob("*_valid_HR") if p.is_dir())
@@ -126,6 +127,12 @@ def find_hr_images(root: Path) -> tuple[list[Path], list[Path]]:
         valid = [f for d in valid_dirs for f in list_images(d)]
         return train, valid
     files = list_images(root)
-    valid = files[3::8]
+    if not files:
+        raise FileNotFoundError(f"no images under {root}")
+    if holdout >= 0:
+        picks = np.linspace(0, len(files), holdout, endpoint=False, dtype=int) if holdout else []
+        valid = [files[i] for i in sorted(set(int(i) for i in picks))]
+    else:
+        valid = files[3::8]
     held = set(valid)
     return [f for f in files if f not in held], valid

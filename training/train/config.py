@@ -19,8 +19,22 @@ from imdsr.contract import DEFAULT_VARIANT, SCALE
 from training.models.registry import get_variant
 
 
+class SetConfig(StrictModel):
+    """One HR source of a mixed training set (``[[data.sets]]``)."""
+
+    root: str                        # HR folder (photo set, standard set, any folder, DIV2K layout)
+    # Share of crop draws; within a set images are drawn by area. 0 for every set: all images
+    # by area (so T91's 91 small images would get 2% of the draws beside the wallpapers).
+    weight: float = 0.0
+    hr_scales: list[float] | None = None  # this set's multi-scale factors (default: data's)
+    # Validation images held out of training: -1 every 8th by name (the photo sets' rule),
+    # 0 none, N: N evenly spaced by name.
+    holdout: int = -1
+
+
 class DataConfig(StrictModel):
     root: str = "data/photos"        # HR folder (photo set, any folder, or DIV2K layout)
+    sets: list[SetConfig] = Field(default_factory=list)  # a mix of folders, in place of `root`
     cache: str = "data/cache"        # decoded HR + bicubic LR .npy files
     lr_crop: int = 48                # LR patch side (paper: 64 at x4)
     batch: int = 16                  # per process
@@ -32,6 +46,19 @@ class DataConfig(StrictModel):
     val_crop: int = 384              # HR centre crop per validation image (keeps CPU val fast)
     val_images: int = 6              # at most this many validation images
     workers: int = 0                 # processes making batches ahead / building the cache; 0: none
+
+    @model_validator(mode="after")
+    def _weights_all_or_none(self) -> DataConfig:
+        weighted = [s.weight > 0 for s in self.sets]
+        if any(weighted) and not all(weighted):
+            raise ValueError("data.sets: give every set a weight > 0, or none (draws by area)")
+        if any(s.weight < 0 for s in self.sets):
+            raise ValueError("data.sets: weights must be >= 0")
+        return self
+
+    def training_sets(self) -> list[SetConfig]:
+        """The sets to draw from: ``sets``, or the one ``root`` at the data-wide settings."""
+        return self.sets or [SetConfig(root=self.root)]
 
 
 class PhaseConfig(StrictModel):
@@ -69,6 +96,10 @@ class TrainConfig(StrictModel):
     log_every: int = 10
     threads: int = 0                 # torch CPU threads; 0 = torch's default
     amp: bool = True                 # CUDA only
+    # bf16 autocast on the CPU (weights, optimiser and loss stay f32): oneDNN runs the convs on
+    # AMX, 1.9x the f32 steps/s for c16nla on this 2-core AMX VM; docs/MODEL_CARD.md compares
+    # the loss curves. Off by default: on CPUs without AMX bf16 is emulated and slower.
+    cpu_bf16: bool = False
     channels_last: bool = True       # CUDA only
 
     @model_validator(mode="after")

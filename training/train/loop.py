@@ -92,21 +92,35 @@ class Trainer:
         self.rt = distributed.setup(cfg.threads)
         self.run_dir = cfg.run_dir
         torch.manual_seed(cfg.seed)
-        root = Path(cfg.data.root)
-        train_files, valid_files = find_hr_images(root)
         cache, side = Path(cfg.data.cache), cfg.data.max_side
         workers = cfg.data.workers
-        self.pairs = load_pairs(train_files, cfg.scale, cache, side, tuple(cfg.data.hr_scales),
-                                workers)
+        sets = cfg.data.training_sets()
+        self.pairs, self.groups, valid_files = [], [], []
+        for k, st in enumerate(sets):
+            train_files, held = find_hr_images(Path(st.root), st.holdout)
+            scales = tuple(st.hr_scales if st.hr_scales is not None else cfg.data.hr_scales)
+            pairs = load_pairs(train_files, cfg.scale, cache, side, scales, workers)
+            self.pairs += pairs
+            self.groups += [k] * len(pairs)
+            valid_files += held
         vp = load_pairs(valid_files, cfg.scale, cache, side, workers=workers)
         self.val = val_pairs(vp, cfg.data.val_crop, cfg.scale, cfg.data.val_images)
-        self.sampler = CropSampler(self.pairs, cfg.data.lr_crop, cfg.scale, cfg.data.batch,
-                                   cfg.seed, min_detail=cfg.data.min_detail)
+        shares = [st.weight for st in sets] if any(st.weight > 0 for st in sets) else None
+        self.sampler = self._sampler(cfg.seed, shares)
+        if self.sampler.dropped and self.rt.is_main:
+            print(f"{len(self.sampler.dropped)} training images smaller than the "
+                  f"{cfg.data.lr_crop} px LR crop left out", file=sys.stderr)
         self.model = create_model(cfg.variant, cfg.scale)
         self.state = State()
         self.loss_name = ""
 
     # -- setup ------------------------------------------------------------------------------
+    def _sampler(self, seed: int, shares: list[float] | None) -> CropSampler:
+        self.sampler_shares = shares
+        d = self.cfg.data
+        return CropSampler(self.pairs, d.lr_crop, self.cfg.scale, d.batch, seed,
+                           min_detail=d.min_detail, groups=self.groups, shares=shares)
+
     def _to_device(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = lr.to(self.rt.device, non_blocking=True)
         y = hr.to(self.rt.device, non_blocking=True)
@@ -118,8 +132,7 @@ class Trainer:
     def _fresh_start(self) -> None:
         cfg = self.cfg
         # Fitting batches come from a different seed stream than training batches.
-        fit_sampler = CropSampler(self.pairs, cfg.data.lr_crop, cfg.scale, cfg.data.batch,
-                                  cfg.seed + 7919, min_detail=cfg.data.min_detail)
+        fit_sampler = self._sampler(cfg.seed + 7919, self.sampler_shares)
 
         def batches(i: int) -> tuple[torch.Tensor, torch.Tensor]:
             lr, hr = fit_sampler.batch_at(i)
@@ -252,8 +265,12 @@ class Trainer:
         if rt.world > 1:
             net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[rt.device.index] if rt.cuda else None)
-        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if rt.cuda and cfg.amp
-               else contextlib.nullcontext())
+        if rt.cuda:
+            amp = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp
+                   else contextlib.nullcontext())
+        else:
+            amp = (torch.autocast("cpu", dtype=torch.bfloat16) if cfg.cpu_bf16
+                   else contextlib.nullcontext())
         if rt.cuda:
             torch.backends.cudnn.benchmark = True  # crops have one shape: pick the fastest kernels
         total = total_steps(cfg)

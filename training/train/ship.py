@@ -18,6 +18,15 @@ def _hardware() -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, {gpu}"
 
 
+def _data_summary(data: dict[str, Any]) -> str:
+    """``root`` for one folder; ``root (weight w)`` for each set of a mix."""
+    sets = data.get("sets") or []
+    if not sets:
+        return data["root"]
+    return ", ".join(f"{s['root']} (weight {s['weight']:g})" if s["weight"] else s["root"]
+                     for s in sets)
+
+
 def training_summary(run_dir: Path, ck: dict[str, Any], extra: dict[str, Any] | None = None
                      ) -> dict[str, Any]:
     cfg, state = ck["config"], ck["state"]
@@ -27,7 +36,8 @@ def training_summary(run_dir: Path, ck: dict[str, Any], extra: dict[str, Any] | 
         with (run_dir / "metrics.csv").open() as f:
             rows = [r for r in csv.DictReader(f) if r.get("val_y_psnr")]
     summary = {
-        "run": cfg["name"], "data": cfg["data"]["root"], "init": state.get("init_note", ""),
+        "run": cfg["name"], "data": _data_summary(cfg["data"]), "init": state.get("init_note", ""),
+        "cpu_bf16": cfg.get("cpu_bf16", False),
         "phases": [cfg["phase1"]] + ([cfg["phase2"]] if cfg.get("phase2") else []),
         "charbonnier_eps": cfg["charbonnier_eps"], "ema_decay": cfg["ema_decay"],
         "best_step": state["best_step"], "steps_total": last["step"],

@@ -26,6 +26,10 @@ class WeightsError(ValueError):
     """A weights file that does not match what was asked for."""
 
 
+class WeightsSpecError(WeightsError):
+    """An ``ARCH=PATH`` / ``VARIANT=PATH`` option that names no known model."""
+
+
 @dataclass
 class WeightsMeta:
     variant: str
@@ -77,6 +81,20 @@ def shipped_weights(variant: str) -> Path:
     return path
 
 
+def shipped_variants() -> list[str]:
+    """Variants whose weights ship with the project, in registry order."""
+    from training.models.registry import list_variants
+
+    found = []
+    for v in list_variants():
+        try:
+            shipped_weights(v)
+        except WeightsError:
+            continue
+        found.append(v)
+    return found
+
+
 def load_model(variant: str, weights: str | Path | None = None, scale: int = SCALE
                ) -> tuple[nn.Module, WeightsMeta]:
     """A ``variant`` model in eval mode with ``weights`` (default: the shipped ones) loaded."""
@@ -102,3 +120,26 @@ def load_into(model: nn.Module, path: str | Path, variant: str, scale: int) -> W
     if missing or unexpected:
         raise WeightsError(f"{path}: missing {missing}, unexpected {unexpected}")
     return meta
+
+
+def parse_weights_spec(item: str) -> tuple[str, Path]:
+    """``ARCH=PATH`` or ``VARIANT=PATH`` -> (variant, path), checked against the file's metadata
+    (``imdsr export repo --weights``, ``imdsr bench zoo``, ``imdsr eval --weights``)."""
+    from training.models.registry import ARCHS, VARIANTS
+
+    key, sep, raw = item.partition("=")
+    if not sep or not raw:
+        raise WeightsSpecError(f"wants ARCH=PATH or VARIANT=PATH, got {item!r}")
+    if key not in ARCHS and key not in VARIANTS:
+        raise WeightsSpecError(f"{item!r}: {key!r} is neither an architecture "
+                               f"({', '.join(ARCHS)}) nor a variant ({', '.join(VARIANTS)})")
+    path = Path(raw)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        variant = read_meta(path).variant
+    except Exception as exc:  # noqa: BLE001 - an unreadable file, one message
+        raise WeightsError(f"{path} is not an imdsr weights file: {exc}") from exc
+    if variant not in VARIANTS or (variant != key and VARIANTS[variant].arch != key):
+        raise WeightsError(f"{path} holds variant {variant!r}, not {key!r}")
+    return variant, path
