@@ -6,7 +6,6 @@ the graph differs (Python backend + ONNX Runtime on CPU, TensorRT plans on GPU/J
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from export.pbtxt import Enum, render
@@ -95,16 +94,6 @@ def _native_params(runtime: str, threads: int) -> dict[str, str]:
     return {"intra_op_thread_count": str(threads), "inter_op_thread_count": "1"}
 
 
-@cache
-def _complexity(variant: str) -> tuple[int, int]:
-    """Parameters and FLOPs (NTIRE 2022 counting, 256x256 LR) of ``variant``'s structure."""
-    from training.models.registry import create_model
-    from training.summary import measure
-
-    c = measure(create_model(variant), 256, 256)
-    return c.params, c.flops
-
-
 def _describe(variant: str, max_window: int, engine_bound: bool) -> dict[str, str]:
     """What the gateway learns from the config: architecture, size, and the tiling rule.
 
@@ -115,7 +104,8 @@ def _describe(variant: str, max_window: int, engine_bound: bool) -> dict[str, st
     rule = spec.tiling
     if not engine_bound:
         max_window = max(max_window, rule.whole_up_to)
-    params, flops = _complexity(variant)
+    # The registry's static figures: the server images export repositories without torch.
+    params, flops = spec.params, spec.flops
     return {
         MAX_WINDOW_PARAM: str(max_window),
         ARCH_PARAM: spec.arch,

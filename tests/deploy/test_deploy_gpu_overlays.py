@@ -185,3 +185,32 @@ def test_jetson_triton_selects_nodes_by_what_a_jetson_carries(jetson: list[dict]
     operator_only = [key for key in required if GPU_OPERATOR_LABELS.match(key)]
     assert not operator_only, f"Jetson nodes never get {operator_only} (no GPU Operator there)"
     assert container(spec, "triton")["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def _required_node_keys(spec: dict) -> list[str]:
+    keys = list(spec.get("nodeSelector", {}))
+    for term in (spec.get("affinity", {}).get("nodeAffinity", {})
+                 .get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", [])):
+        keys += [expr["key"] for expr in term.get("matchExpressions", [])]
+    return keys
+
+
+def test_gpu_triton_needs_no_node_label_only_a_gpu(gpu: list[dict]) -> None:
+    """Only the GPU Operator labels nodes nvidia.com/gpu.present; the device plugin and managed
+    GPU pools do not, so a required label leaves the pod Pending there."""
+    spec = pod_spec(gpu, "imdsr-triton")
+    assert _required_node_keys(spec) == []
+    assert container(spec, "triton")["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+@pytest.mark.parametrize(("overlay", "deadline"), [("gpu", 3600), ("jetson", 7200)])
+def test_rollout_never_needs_a_spare_gpu_and_waits_for_the_first_plan_build(
+        overlay: str, deadline: int, gpu: list[dict], jetson: list[dict]) -> None:
+    deployment = one({"gpu": gpu, "jetson": jetson}[overlay], "Deployment", "imdsr-triton")
+    strategy = deployment["spec"]["strategy"]
+    if strategy["type"] == "RollingUpdate":
+        assert strategy["rollingUpdate"]["maxSurge"] == 0
+        assert strategy["rollingUpdate"]["maxUnavailable"] >= 1
+    else:
+        assert strategy["type"] == "Recreate"
+    assert deployment["spec"]["progressDeadlineSeconds"] >= deadline

@@ -200,17 +200,80 @@ def test_engine_builds_and_matches_pytorch(variant_weights, tmp_path: Path) -> N
 
     engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan.read_bytes())
     context = engine.create_execution_context()
+    from export.trt_run import bind_io
+
+    def torch_dtype(trt_dtype):  # TensorRT -> numpy -> torch
+        return torch.from_numpy(np.empty(0, dtype=trt.nptype(trt_dtype))).dtype
+
     for shape in ((2, 3, 45, 61), (1, 3, 5, 7)):  # odd sizes inside the profile, down to tiny
         x = torch.rand(*shape)
-        context.set_input_shape("input", tuple(x.shape))
-        x_gpu = x.cuda().contiguous()
-        y_gpu = torch.empty(tuple(context.get_tensor_shape("output")), device="cuda")
-        context.set_tensor_address("input", x_gpu.data_ptr())
-        context.set_tensor_address("output", y_gpu.data_ptr())
+        outputs = bind_io(engine, context, {"input": x.cuda().contiguous()},
+                          lambda s, d: torch.empty(s, dtype=d, device="cuda"), torch_dtype)
+        assert set(outputs) == {"output", "output_u8"}  # every output bound (TensorRT 10)
         stream = torch.cuda.current_stream()
         assert context.execute_async_v3(stream.cuda_stream)
         stream.synchronize()
+        y_gpu = outputs["output"]
         model, _ = load_model("c4nla", variant_weights["c4nla"])
         with torch.no_grad():
             ref = model(x).numpy()
         np.testing.assert_allclose(y_gpu.cpu().numpy(), ref, atol=1e-3)
+
+
+class _Mode:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Engine:
+    """The served graph's I/O as TensorRT 10 lists it: one input, two outputs."""
+
+    io = (("input", "INPUT", "FLOAT"), ("output", "OUTPUT", "FLOAT"), ("output_u8", "OUTPUT", "UINT8"))
+    num_io_tensors = 3
+
+    def get_tensor_name(self, i: int) -> str:
+        return self.io[i][0]
+
+    def get_tensor_mode(self, name: str) -> _Mode:
+        return _Mode(dict((n, m) for n, m, _ in self.io)[name])
+
+    def get_tensor_dtype(self, name: str) -> str:
+        return dict((n, d) for n, _, d in self.io)[name]
+
+
+class _Context:
+    def __init__(self) -> None:
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.addresses: dict[str, int] = {}
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        self.shapes[name] = shape
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        n, c, h, w = self.shapes["input"]
+        return (n, c, 4 * h, 4 * w)
+
+    def set_tensor_address(self, name: str, address: int) -> None:
+        self.addresses[name] = address
+
+
+class _Buffer:
+    def __init__(self, shape: tuple[int, ...], dtype: str = "FLOAT") -> None:
+        self.shape, self.dtype = shape, dtype
+
+    def data_ptr(self) -> int:
+        return id(self)
+
+
+def test_every_io_tensor_of_the_engine_is_bound() -> None:
+    """TensorRT 10's execute_async_v3 needs an address for every I/O tensor, `output_u8` too."""
+    from export.trt_run import bind_io
+
+    context = _Context()
+    x = _Buffer((2, 3, 8, 9))
+    outputs = bind_io(_Engine(), context, {"input": x}, _Buffer, lambda d: d)
+    assert set(context.addresses) == {"input", "output", "output_u8"}
+    assert context.addresses["input"] == x.data_ptr()
+    assert outputs["output_u8"].dtype == "UINT8" and outputs["output"].shape == (2, 3, 32, 36)
+    with pytest.raises(ValueError, match="engine inputs without a tensor: input"):
+        bind_io(_Engine(), _Context(), {}, _Buffer, lambda d: d)

@@ -116,3 +116,12 @@ def test_registry_names_every_architecture_and_triton_names() -> None:
     assert list_variants("imdn") == ["imdn", "imdn_nb7"]
     assert {get_variant(v).triton_name for v in list_variants()} >= {
         "imdeception_c16nla", "imdn", "imdn_nb7", "rlfn", "efdn"}
+
+
+@pytest.mark.parametrize("variant", list_variants())
+def test_registry_figures_are_the_measured_ones(variant: str) -> None:
+    """The exporter publishes the registry's static params/FLOPs (no torch in the server images'
+    export stage): they must be what the structure built here measures."""
+    spec = get_variant(variant)
+    c = measure(create_model(variant), 256, 256)
+    assert (spec.params, spec.flops) == (c.params, c.flops)

@@ -56,6 +56,10 @@ class VariantSpec:
     paper_params: int | None = None
     # The NTIRE 2022 ESR repository's checkpoint with this structure (model_zoo/<file>), if any.
     ntire22_checkpoint: str | None = None
+    # The structure built here, by NTIRE 2022's counting at a 256x256 LR input (training.summary;
+    # a unit test holds these to the measurement). Static, so the exporter runs without torch.
+    params: int = 0
+    flops: int = 0
 
     @property
     def triton_name(self) -> str:
@@ -67,27 +71,36 @@ class VariantSpec:
 
 
 def _imdeception(name: str, core: int, nla: bool, description: str, paper: int | None = None,
-                 checkpoint: str | None = None) -> VariantSpec:
-    return VariantSpec(name, "imdeception", description, {"core": core, "nla": nla}, paper, checkpoint)
+                 checkpoint: str | None = None, *, params: int, flops: int) -> VariantSpec:
+    return VariantSpec(name, "imdeception", description, {"core": core, "nla": nla}, paper,
+                       checkpoint, params=params, flops=flops)
 
 
 VARIANTS: dict[str, VariantSpec] = {
     spec.name: spec
     for spec in (
         _imdeception("c16nla", 16, True, "core 16 + two NLA blocks: the NTIRE 2022 entry", 316_552,
-                     "team19_imdeception.pth"),
-        _imdeception("c12", 12, False, "core 12, no attention", 198_000),
-        _imdeception("c8", 8, False, "core 8, no attention", 113_000),
-        _imdeception("c4nla", 4, True, "core 4 + two NLA blocks", 57_000),
-        _imdeception("c4", 4, False, "core 4, no attention: the smallest"),
+                     "team19_imdeception.pth", params=316_552, flops=20_705_181_696),
+        _imdeception("c12", 12, False, "core 12, no attention", 198_000,
+                     params=181_452, flops=11_868_831_744),
+        _imdeception("c8", 8, False, "core 8, no attention", 113_000,
+                     params=86_056, flops=5_623_513_088),
+        _imdeception("c4nla", 4, True, "core 4 + two NLA blocks", 57_000,
+                     params=25_918, flops=1_686_110_208),
+        _imdeception("c4", 4, False, "core 4, no attention: the smallest",
+                     params=25_588, flops=1_667_235_840),
         VariantSpec("imdn", "imdn", "IMDN, 64 channels, 8 blocks: the NTIRE 2022 ESR baseline",
-                    {"channels": 64, "blocks": 8}, 893_936, "imdn_baseline.pth"),
+                    {"channels": 64, "blocks": 8}, 893_936, "imdn_baseline.pth",
+                    params=893_936, flops=58_531_512_320),
         VariantSpec("imdn_nb7", "imdn", "IMDN, 7 blocks: xilinxSR's entry (team 26, collapsed "
-                    "linear blocks)", {"channels": 64, "blocks": 7}, 790_496, "team26_imdn_nb7.pth"),
+                    "linear blocks)", {"channels": 64, "blocks": 7}, 790_496, "team26_imdn_nb7.pth",
+                    params=790_496, flops=51_757_711_360),
         VariantSpec("rlfn", "rlfn", "RLFN cut, 46/48 channels: ByteESR (team 04), runtime winner",
-                    {"channels": 46, "inner": 48}, 317_218, "team04_rlfn.pth"),
+                    {"channels": 46, "inner": 48}, 317_218, "team04_rlfn.pth",
+                    params=317_218, flops=19_695_306_752),
         VariantSpec("efdn", "efdn", "EFDN, 42 channels, re-parameterised: NEESR (team 05)",
-                    {"channels": 42, "distilled": 10}, 272_038, "team05_efdn.pt"),
+                    {"channels": 42, "distilled": 10}, 272_038, "team05_efdn.pt",
+                    params=272_038, flops=16_859_552_000),
     )
 }
 
