@@ -162,3 +162,21 @@ val_images = 1
     with torch.no_grad():
         out = model(torch.rand(1, 3, 16, 16))
     assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+
+
+def test_benchmark_images_are_refused_as_training_data(tiny_folder, tmp_path, monkeypatch):
+    """A benchmark image (by its manifest hash) in a training folder stops the run at start."""
+    import shutil
+
+    from training.data import standard
+    from training.data.standard import write_manifest
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiny_folder, folder)
+    bench = folder / "img4.png"  # lands in the training split
+    manifest = tmp_path / "manifest.json"
+    write_manifest({"set5": ("x/y", "stand-in Set5", [("img_001.png", Path("a.png"), bench)])},
+                   manifest)
+    monkeypatch.setattr(standard, "MANIFEST", manifest)
+    with pytest.raises(ValueError, match="1 training/validation images are benchmark images"):
+        Trainer(_cfg(folder, tmp_path, "leak"))

@@ -126,6 +126,13 @@ def set_files(name: str, root: Path = DEFAULT_ROOT) -> list[Path]:
     return [folder / e.name for e in spec.files]
 
 
+def benchmark_leaks(files: list[Path]) -> list[Path]:
+    """The files among ``files`` that are images of a benchmark set (by SHA-256): training on
+    them would make every benchmark figure a lie."""
+    held = {f.sha256 for name, s in load_manifest().items() if name in BENCHMARKS for f in s.files}
+    return [f for f in files if sha256_file(f) in held]
+
+
 def write_manifest(sets: dict[str, tuple[str, str, list[tuple[str, Path, Path]]]],
                    path: Path | None = None) -> None:
     """Maintainers' tool: ``{set: (repo, title, [(name, path in repo, file)])}`` -> manifest."""

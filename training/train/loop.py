@@ -20,6 +20,7 @@ from training.data.crops import CropSampler
 from training.data.loader import step_batches
 from training.data.pairs import Pair, load_pairs
 from training.data.photos import find_hr_images
+from training.data.standard import benchmark_leaks
 from training.evaluate import Row, evaluate_pair, mean_row
 from training.models.registry import create_model
 from training.train import distributed
@@ -95,14 +96,17 @@ class Trainer:
         cache, side = Path(cfg.data.cache), cfg.data.max_side
         workers = cfg.data.workers
         sets = cfg.data.training_sets()
-        self.pairs, self.groups, valid_files = [], [], []
-        for k, st in enumerate(sets):
-            train_files, held = find_hr_images(Path(st.root), st.holdout)
+        splits = [find_hr_images(Path(st.root), st.holdout) for st in sets]
+        valid_files = [f for _, held in splits for f in held]
+        if leaks := benchmark_leaks([f for train, _ in splits for f in train] + valid_files):
+            raise ValueError(f"{len(leaks)} training/validation images are benchmark images "
+                             f"(first: {leaks[0]}): the benchmarks stay out of training")
+        self.pairs, self.groups = [], []
+        for k, (st, (train_files, _)) in enumerate(zip(sets, splits, strict=True)):
             scales = tuple(st.hr_scales if st.hr_scales is not None else cfg.data.hr_scales)
             pairs = load_pairs(train_files, cfg.scale, cache, side, scales, workers)
             self.pairs += pairs
             self.groups += [k] * len(pairs)
-            valid_files += held
         vp = load_pairs(valid_files, cfg.scale, cache, side, workers=workers)
         self.val = val_pairs(vp, cfg.data.val_crop, cfg.scale, cfg.data.val_images)
         shares = [st.weight for st in sets] if any(st.weight > 0 for st in sets) else None
