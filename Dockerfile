@@ -269,7 +269,9 @@ WORKDIR /opt/imdsr
 USER 10001:10001
 # A batch image: it runs to completion, there is nothing to probe.
 HEALTHCHECK NONE
-ENTRYPOINT ["imdsr"]
+# Through NVIDIA's entrypoint, as the base image runs: it sets up CUDA forward compatibility
+# on older drivers, which trtexec needs there (a pod's `command:` would skip it; use `args:`).
+ENTRYPOINT ["/opt/nvidia/nvidia_entrypoint.sh", "imdsr"]
 CMD ["export", "--help"]
 
 # ---------------------------------------------------------------------------------------
@@ -326,5 +328,7 @@ COPY --from=onnx /onnx/ /opt/imdsr/onnx/
 WORKDIR /opt/imdsr
 USER 10001:10001
 HEALTHCHECK NONE
-ENTRYPOINT ["imdsr"]
+# Through NVIDIA's entrypoint, as the base image runs: it sets up CUDA forward compatibility
+# on older drivers, which trtexec needs there (a pod's `command:` would skip it; use `args:`).
+ENTRYPOINT ["/opt/nvidia/nvidia_entrypoint.sh", "imdsr"]
 CMD ["export", "--help"]

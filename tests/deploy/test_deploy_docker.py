@@ -264,6 +264,20 @@ def _argv(instruction: str) -> list[str]:
         return shlex.split(instruction)
 
 
+def image_entrypoint(name: str) -> list[str]:
+    """The ENTRYPOINT stage ``name`` ends with (inherited from its bases)."""
+    lines = final_lines(name)
+    entry = [_argv(line[len("ENTRYPOINT "):]) for line in lines if line.startswith("ENTRYPOINT ")]
+    return entry[-1] if entry else []
+
+
+def test_export_images_run_nvidia_s_entrypoint_first() -> None:
+    """NGC's nvidia_entrypoint.sh sets up CUDA forward compatibility; our export images keep it
+    in front of `imdsr`, so the plan builder gets it whatever arguments a pod passes."""
+    for name in ("export", "export-jetson"):
+        assert image_entrypoint(name) == ["/opt/nvidia/nvidia_entrypoint.sh", "imdsr"], name
+
+
 def test_imdsr_servers_in_images_listen_on_every_interface() -> None:
     """`imdsr gateway|triton|serve` bind 127.0.0.1 unless told otherwise: an image must say 0.0.0.0."""
     servers = []

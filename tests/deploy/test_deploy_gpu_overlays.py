@@ -214,3 +214,22 @@ def test_rollout_never_needs_a_spare_gpu_and_waits_for_the_first_plan_build(
     else:
         assert strategy["type"] == "Recreate"
     assert deployment["spec"]["progressDeadlineSeconds"] >= deadline
+
+
+@pytest.mark.parametrize("overlay", ["gpu", "jetson"])
+def test_gateway_starts_with_its_accelerator_s_admission_rates(
+        overlay: str, gpu: list[dict], jetson: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU's measured seconds per Mpx would refuse most of a GPU's work until learnt: each
+    accelerator overlay gives the gateway its own starting figures, read by the real Settings."""
+    from service.settings import MEASURED_SECONDS_PER_MPX, Settings
+
+    spec = pod_spec({"gpu": gpu, "jetson": jetson}[overlay], "imdsr-gateway")
+    for e in container(spec, "gateway").get("env", []):
+        monkeypatch.setenv(e["name"], e["value"])
+    settings = Settings()
+    for model, cpu_rate in MEASURED_SECONDS_PER_MPX.items():
+        assert settings.seconds_per_mpx[model] < cpu_rate, (overlay, model)
+    assert "rlfn" in settings.seconds_per_mpx
+    assert settings.default_seconds_per_mpx < 0.3
+    if overlay == "gpu":
+        assert settings.triton_parallelism == 2

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy.test_deploy_docker import image_entrypoint
 from tests.support.deploy_tools import ROOT, checkov_scan, run, tool
 from training.models.registry import TILING
 
@@ -341,7 +342,8 @@ def test_plans_are_built_on_the_node_where_plans_are_needed(rendered: dict[str, 
     init = container(spec, "build-plans", init=True)
     assert init["image"].rpartition(":")[0] == PLAN_IMAGES[overlay]
     # the project's own command (run for real in dry-run mode by test_plan_builder_runs_*)
-    assert init["command"] == ["imdsr", "export", "plans"] and "args" not in init
+    # args only: the image's entrypoint (NVIDIA's, for CUDA forward compatibility) must run
+    assert "command" not in init and init["args"] == ["export", "plans"]
     env = {e["name"]: e["value"] for e in init["env"]}
     assert env["IMDSR_TARGET"] == overlay
     assert env["IMDSR_PLAN_BUILDER"] == "trtexec"  # the TensorRT container's own build
@@ -534,7 +536,9 @@ def plan_builder_invocation(objs: list[dict], root: Path) -> tuple[list[str], di
         env.update(_configmap_named(objs, source["configMapRef"]["name"]))
     env.update({e["name"]: e["value"] for e in init.get("env", [])})
     env = {k: local_path(v) for k, v in env.items()}
-    return [*init["command"], *init.get("args", [])], env
+    stage = init["image"].rpartition(":")[0].rpartition("/")[2]  # .../export-jetson -> its stage
+    entry = init.get("command") or image_entrypoint(stage)
+    return [*entry, *init.get("args", [])], env
 
 
 def _image_onnx(folder: Path, variants: list[str]) -> None:
@@ -549,6 +553,9 @@ IMDSR = Path(sys.executable).parent / "imdsr"
 
 
 def _run_plans(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # NVIDIA's entrypoint (not here: no NGC image) execs the rest, `imdsr ...`
+    if command[0] == "/opt/nvidia/nvidia_entrypoint.sh":
+        command = command[1:]
     assert command[0] == "imdsr"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("IMDSR_", "TRT_"))}
     return subprocess.run([str(IMDSR), *command[1:], "--dry-run"], capture_output=True, text=True,
