@@ -19,10 +19,10 @@
 #   gpu:    tritonserver:24.10-py3      + tensorrt:24.10-py3      (TensorRT 10.5.0.18)
 #   jetson: tritonserver:24.08-py3-igpu + tensorrt:24.08-py3-igpu (TensorRT 10.3.0.26)
 # `tensorrt_version` in export/serving.toml names that build; `imdsr export plans` refuses any
-# other (tests/test_deploy_docker.py holds the three together). docs/DEPLOY.md says what was and
+# other (tests/deploy/test_deploy_docker.py holds the three together). docs/DEPLOY.md says what was and
 # was not exercised (these images were not built in CI).
 
-# checkov:skip=CKV_DOCKER_7:Every FROM names a build arg whose default below is a pinned tag; checkov does not expand ARGs (tests/test_deploy_docker.py checks the tags).
+# checkov:skip=CKV_DOCKER_7:Every FROM names a build arg whose default below is a pinned tag; checkov does not expand ARGs (tests/deploy/test_deploy_docker.py checks the tags).
 ARG PYTHON_IMAGE=python:3.11.9-slim-bookworm
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 ARG TRITON_JETSON_IMAGE=nvcr.io/nvidia/tritonserver:24.08-py3-igpu

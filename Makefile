@@ -49,7 +49,7 @@ loadtest: $(STAMP)
 	$(PY) loadtest/run.py --users $(USERS) --duration $(DURATION) --shape $(SHAPE)$(if $(URL), --url '$(URL)')$(if $(SCENARIOS), --scenarios '$(SCENARIOS)')
 
 # The committed cpu model repository, from the shipped weights and export/serving.toml.
-# Deterministic: an up-to-date repository comes out byte-identical (tests/test_export_committed_repo.py).
+# Deterministic: an up-to-date repository comes out byte-identical (tests/unit/test_export_committed_repo.py).
 repo: $(STAMP)
 	$(VENV)/bin/imdsr export repo --target cpu --variants shipped -o model_repository
 	$(VENV)/bin/imdsr export check-repo model_repository

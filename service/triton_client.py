@@ -144,7 +144,7 @@ class TritonClient:
         except InferenceServerException:
             return False
 
-    async def require_ready(self, variant: str, known: set[str] | None = None) -> None:
+    async def require_ready(self, variant: str) -> None:
         """Raise the right error unless ``variant`` is ready (cached for ``READY_TTL_S``)."""
         if self._ready_until.get(variant, 0.0) > time.monotonic():
             return

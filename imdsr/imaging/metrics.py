@@ -77,8 +77,3 @@ def ssim_255(a: np.ndarray, b: np.ndarray) -> float:
 
 def y_ssim(sr: np.ndarray, hr: np.ndarray, crop: int = SCALE) -> float:
     return ssim_255(_shave(rgb_to_y(sr), crop), _shave(rgb_to_y(hr), crop))
-
-
-def rgb_ssim(sr: np.ndarray, hr: np.ndarray, crop: int = SCALE) -> float:
-    a, b = _shave(_to255(sr), crop), _shave(_to255(hr), crop)
-    return float(np.mean([ssim_255(a[..., c], b[..., c]) for c in range(a.shape[2])]))

@@ -405,7 +405,7 @@ def test_gateway_tiles_match_the_serving_config(rendered: dict[str, list[dict]],
     serving = _serving(objs)
     config = configmap_data(objs, "imdsr-gateway-config")
     # the gateway's default windows (tile + 2 x context) are the full windows the engines are
-    # tuned for; tests/test_windows.py checks every other tile a request may ask for
+    # tuned for; tests/unit/test_windows.py checks every other tile a request may ask for
     # (the context is each model's own, published in its config.pbtxt; IMDSR_TILE_CONTEXT, which
     # would override it for every architecture, is not set)
     assert "IMDSR_TILE_CONTEXT" not in config

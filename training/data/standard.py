@@ -47,10 +47,6 @@ def load_manifest(path: Path | None = None) -> dict[str, StandardSet]:
             for name, s in raw["sets"].items()}
 
 
-def known_sets() -> tuple[str, ...]:
-    return tuple(load_manifest())
-
-
 def parse_set_names(text: str) -> list[str]:
     """``set5,bsd100`` -> names, each checked against the manifest (``all`` = every set)."""
     known = load_manifest()

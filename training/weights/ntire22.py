@@ -21,8 +21,6 @@ from training.models.registry import create_model, get_variant, list_variants
 from training.weights import ntire22_peers
 
 GROUPS = 4
-# The variant whose structure the published checkpoint has (core 16 + NLA, 316,552 parameters).
-PUBLISHED_VARIANT = "c16nla"
 GBLOCK_NAMES = ("conv0", "conv1", "conv2", "conv3_shal")
 
 
