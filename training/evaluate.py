@@ -160,8 +160,10 @@ def benchmark_table(models: dict[str, nn.Module], sets: dict[str, list[Path]], s
 def format_benchmark_table(table: dict[str, dict[str, Cell]], markdown: bool = False) -> str:
     """Rows = methods, columns = sets, each ``PSNR / SSIM`` (Table 3's layout)."""
     sets = list(next(iter(table.values())))
-    header = ["method", *(f"{s} PSNR / SSIM" for s in sets)]
-    lines = [[label, *(f"{c.y_psnr:.2f} / {c.y_ssim:.4f}" for c in row.values())]
+    mean = len(sets) > 1  # the mean PSNR over the sets: what a shipping decision compares
+    header = ["method", *(f"{s} PSNR / SSIM" for s in sets), *(["mean PSNR"] if mean else [])]
+    lines = [[label, *(f"{c.y_psnr:.2f} / {c.y_ssim:.4f}" for c in row.values()),
+              *([f"{np.mean([c.y_psnr for c in row.values()]):.2f}"] if mean else [])]
              for label, row in table.items()]
     if markdown:
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

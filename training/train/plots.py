@@ -42,3 +42,32 @@ def plot_run(csv_path: Path, png_path: Path, title: str = "") -> Path:
     fig.savefig(png_path, dpi=90)
     plt.close(fig)
     return png_path
+
+
+def plot_loss_comparison(runs: dict[str, Path], png_path: Path, last_step: int, title: str = ""
+                         ) -> Path:
+    """Training loss (and validation Y-PSNR) of several runs' ``metrics.csv`` up to ``last_step``
+    on one plot: e.g. the same run in bf16 and in f32, same start and batches."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for label, csv_path in runs.items():
+        with csv_path.open() as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
+        axes[0].plot(*_floats(rows, "loss"), label=label)
+        axes[1].plot(*_floats(rows, "val_y_psnr"), "o-", label=label)
+    axes[0].set_title("training loss (mean of 10 steps)")
+    axes[1].set_title("validation Y-PSNR (dB)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return png_path
