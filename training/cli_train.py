@@ -48,6 +48,22 @@ def data_standard(
         raise fail(str(e)) from None
 
 
+@data_app.command("pack")
+def data_pack(
+    src: Path = typer.Argument(..., help="Folder of HR images (e.g. data/standard/train291)."),
+    out: Path = typer.Argument(..., help="Folder to write lossless WebP copies to."),
+) -> None:
+    """Pack a training folder small (lossless WebP, every pixel checked) for a GPU machine
+    whose calls carry at most 64 MiB (training/configs/gpu_c16nla_291.toml)."""
+    from training.data.pack import pack_folder
+
+    try:
+        count, size = pack_folder(src, out)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from None
+    typer.echo(f"{count} images, {size / 2**20:.1f} MiB -> {out}")
+
+
 def train(
     config: Path = typer.Option(..., help="TOML config under training/configs/."),
     resume: bool = typer.Option(False, help="Continue from the run's last checkpoint."),

@@ -160,3 +160,20 @@ def test_eval_benchmark_refusals(clone, tmp_path):
     res = runner.invoke(app, ["eval", "--benchmark", "set5", "--sets-root", str(out),
                               "--weights", "c16nla=" + str(tmp_path / "none.safetensors")])
     assert res.exit_code == 2 and "weights file not found" in res.output
+
+
+def test_pack_keeps_every_pixel(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(src / "t1.bmp")
+    Image.fromarray(rng.integers(0, 256, (25, 17, 3), dtype=np.uint8)).save(src / "100075.png")
+    res = CliRunner().invoke(app, ["data", "pack", str(src), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "2 images" in res.output
+    for name in ("t1.bmp", "100075.png"):
+        packed = tmp_path / "out" / (Path(name).stem + ".webp")
+        with Image.open(src / name) as a, Image.open(packed) as b:
+            assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+    res = CliRunner().invoke(app, ["data", "pack", str(tmp_path / "none"), str(tmp_path / "o")])
+    assert res.exit_code == 2 and "no images under" in res.output

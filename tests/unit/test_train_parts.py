@@ -279,3 +279,14 @@ def test_holdout_picks_evenly_spaced_images(tmp_path):
     assert [p.stem for p in valid] == ["00", "04", "08"] and len(train) == 9
     assert find_hr_images(tmp_path, holdout=0)[1] == []
     assert [p.stem for p in find_hr_images(tmp_path)[1]] == ["03", "11"]
+
+
+def test_flat_validation_crops_can_be_left_out():
+    from training.train.loop import val_pairs
+
+    flat_hr = np.full((64, 64, 3), 120, np.uint8)
+    flat = Pair("flat", flat_hr, downscale(flat_hr, 4))
+    busy = _pair(3)
+    assert [p.name for p in val_pairs([flat, busy], 32, 4, 8)] == ["flat", "x"]
+    assert [p.name for p in val_pairs([flat, busy], 32, 4, 8, min_detail=0.03)] == ["x"]
+    assert [p.name for p in val_pairs([flat, busy, busy], 32, 4, 1, min_detail=0.03)] == ["x"]

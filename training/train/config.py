@@ -45,6 +45,7 @@ class DataConfig(StrictModel):
     min_detail: float = 0.0          # resample LR crops with less `detail` (0..1 scale); 0: off
     val_crop: int = 384              # HR centre crop per validation image (keeps CPU val fast)
     val_images: int = 6              # at most this many validation images
+    val_min_detail: float = 0.0      # leave out flatter validation crops (LR `detail`); 0: keep all
     workers: int = 0                 # processes making batches ahead / building the cache; 0: none
 
     @model_validator(mode="after")
