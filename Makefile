@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS ?= serve,train,export,loadtest,dev,deploy
 
-.PHONY: setup test serve loadtest lint repo clean browser
+.PHONY: setup test serve loadtest lint repo clean browser gpu-pack
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ loadtest: $(STAMP)
 repo: $(STAMP)
 	$(VENV)/bin/imdsr export repo --target cpu --variants shipped -o model_repository
 	$(VENV)/bin/imdsr export check-repo model_repository
+
+# .whl/ for the GPU check on a lent GPU machine (bench/gpu_wheels.txt; docs/PERFORMANCE.md "GPU check")
+gpu-pack: $(STAMP)
+	$(PY) bench/gpu_pack.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,4 +1,4 @@
-"""``imdsr bench model|tiling|wire|service|memory|zoo``: every benchmark in one place, each side
+"""``imdsr bench model|tiling|wire|service|memory|zoo|gpu``: every benchmark in one place, each side
 by side in one run.
 
 torch, tritonclient and the launcher are imported inside the commands: ``imdsr --help`` stays fast.
@@ -322,7 +322,56 @@ def bench_zoo(
     typer.echo(f"\nwrote {out}" + (f", {chart}" if chart else ""))
 
 
+def bench_gpu(
+    out: Annotated[Path | None, typer.Option(
+        help="folder for report.md and report.json (default: $OUT, else bench-results/gpu-check)")] = None,
+    variant: Annotated[str, typer.Option(help="the model to check")] = DEFAULT_VARIANT,
+    gpu_name: Annotated[str | None, typer.Option(
+        envvar="IMDSR_GPU_NAME", help="the GPU the dry run plans for where none is detected")] = None,
+    gpu_cc: Annotated[str | None, typer.Option(envvar="IMDSR_GPU_CC", help="its compute capability")] = None,
+    bsd100: Annotated[Path | None, typer.Option(
+        envvar="IMDSR_BSD100", help="BSD100 HR images (default: data/standard/bsd100, else .whl/bsd100, "
+                                    "else the five scikit-image photos)")] = None,
+    max_images: Annotated[int, typer.Option(help="at most this many fidelity images")] = 100,
+    clients: Annotated[list[int], typer.Option(help="concurrent clients (repeatable)")] = [1, 4, 16],  # noqa: B006
+    rounds: Annotated[int, typer.Option(help="service requests per client per level (Triton alone: x4)")
+                      ] = 4,
+    budget_s: Annotated[float, typer.Option(
+        help="seconds the GPU steps may take in all; the fp16 serving pass is left out past it")] = 420.0,
+    serve_device: Annotated[str, typer.Option(
+        help="cuda; or cpu to rehearse the serving section without a GPU (KIND_CPU, f32: no "
+             "measurement)")] = "cuda",
+    sections: Annotated[str, typer.Option(help="which of a,b,c,d to run")] = "a,b,c,d",
+    config: ConfigOpt = None,
+) -> None:
+    """One report of what a GPU machine does: the GPU as `imdsr export plans` sees it, the plan
+    step in dry run, fp16 vs FP32 fidelity, c16nla served by Triton on the GPU (PyTorch CUDA)
+    behind the gateway, throughput at 1/4/16 clients. Without CUDA the GPU steps say why they
+    were skipped and the command exits 0."""
+    import os
+
+    from bench.gpu_check import Options, exit_code, render, run_check, write_report
+
+    check_variant(variant)
+    wanted = tuple(k.strip() for k in sections.split(",") if k.strip())
+    if not wanted or set(wanted) - {"a", "b", "c", "d"}:
+        raise fail(f"--sections takes a comma list of a, b, c, d, not {sections!r}")
+    if serve_device not in ("cuda", "cpu") or max_images < 1 or rounds < 1 or not clients \
+            or min(clients) < 1:
+        raise fail("--serve-device cuda|cpu; --max-images, --rounds and every --clients at least 1")
+    folder = out or Path(os.environ.get("OUT") or "bench-results/gpu-check")
+    opts = Options(variant=variant, out=folder, gpu_name=gpu_name, gpu_cc=gpu_cc, bsd100=bsd100,
+                   max_images=max_images, clients=tuple(clients), rounds=rounds, budget_s=budget_s,
+                   serve_device=serve_device, config=config, sections=wanted)
+    report = run_check(opts)
+    md, js = write_report(report, folder)
+    typer.echo(render(report))
+    typer.echo(f"wrote {md}, {js}")
+    raise typer.Exit(code=exit_code(report))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    bench_app.command("gpu")(bench_gpu)
     bench_app.command("zoo")(bench_zoo)
     bench_app.command("memory")(bench_memory)
     bench_app.command("service")(bench_service)

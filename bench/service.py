@@ -190,8 +190,10 @@ def gateway(triton_grpc: str, variant: str, log: Path,  # noqa: ANN201 - Iterato
     env = {**os.environ, "IMDSR_TRITON_URL": triton_grpc, "IMDSR_DEFAULT_MODEL": variant,
            **(extra_env or {})}
     exe = Path(sys.executable).parent / "imdsr"
+    # A bare checkout (no entry point installed, as on a lent GPU machine): `python -m imdsr`.
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "imdsr"]
     with log.open("ab") as handle:
-        proc = subprocess.Popen([str(exe), "gateway", "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([*command, "gateway", "--host", "127.0.0.1", "--port", str(port)],
                                 stdout=handle, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -221,6 +221,10 @@ def write_plan_repository(job: PlanJob, plans: Path, plan_name: str, key: str) -
 def run_plans(job: PlanJob, gpu_name: str | None = None, gpu_cc: str | None = None) -> PlansResult:
     if not job.variants:
         raise PlanError("no variants to build")
+    runtime = job.serving.trt_target(job.target).runtime
+    if runtime != "tensorrt":
+        raise PlanError(f"[{job.target}] runtime = \"{runtime}\" serves no TensorRT plans: write its "
+                        f"repository with `imdsr export repo --target {job.target}`")
     trt_version = resolve_trt_version(job)
     gpu = resolve_gpu(job, gpu_name, gpu_cc)
     capabilities = job.serving.trt_target(job.target).compute_capabilities

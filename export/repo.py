@@ -6,7 +6,9 @@ Layout, whatever the target::
     <repo>/MANIFEST.json                     what was generated from what (hashes, no timestamps)
     <repo>/<model>/config.pbtxt              rendered from export/serving.toml
     <repo>/<model>/1/model.onnx              the exported graph (cpu: served; gpu/jetson: engine source)
-    <repo>/<model>/1/model.py                cpu only: Python backend running OpenVINO or ONNX Runtime
+    <repo>/<model>/1/model.py                cpu: Python backend running OpenVINO or ONNX Runtime
+                                             (gpu/jetson with runtime "torch-cuda": PyTorch on the GPU)
+    <repo>/<model>/1/model.torchscript.pt    runtime "torch-cuda" only: what PyTorch loads
     <repo>/<model>/1/model.smXY.trtA.B.plan  gpu/jetson: engines, built on the node
 
 Generation is deterministic, so regenerating an up-to-date repository changes no byte.
@@ -23,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export import onnx_export
-from export.model_config import ONNX_FILENAME, render_model_config
-from export.serving import ServingConfig, Target
+from export.model_config import ONNX_FILENAME, TORCHSCRIPT_FILENAME, render_model_config
+from export.serving import ServingConfig, Target, TrtTarget
 from export.trt_plan import cc_model_filenames, parse_plan_filename
 from imdsr.digest import file_sha256
 from training.models.registry import triton_name
@@ -71,12 +73,19 @@ def _write_model(root: Path, src: ModelSource, target: Target, cfg: ServingConfi
     result = onnx_export.export_onnx(src.variant, src.weights, version_dir / ONNX_FILENAME)
     files: dict[str, Path] = {ONNX_FILENAME: result.path}
     plans = None
-    if target == "cpu":
+    t = cfg.target(target)
+    torch_gpu = isinstance(t, TrtTarget) and t.runtime == "torch-cuda"
+    if target == "cpu" or torch_gpu:
         for source in BACKEND_FILES:
             shutil.copyfile(source, version_dir / source.name)
             files[source.name] = version_dir / source.name
-    else:
-        t = cfg.target(target)
+    if torch_gpu:
+        from export.torch_export import export_torchscript
+
+        files[TORCHSCRIPT_FILENAME] = export_torchscript(src.variant, src.weights,
+                                                         version_dir / TORCHSCRIPT_FILENAME)
+    elif target != "cpu":
+        assert isinstance(t, TrtTarget)
         plans = cc_model_filenames(t.compute_capabilities, t.tensorrt_version)
         for cc, plan in _found_plans(plans_dir, name).items():
             shutil.copyfile(plan, version_dir / plan.name)

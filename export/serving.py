@@ -56,6 +56,10 @@ class CpuTarget(TargetBase):
 
 
 class TrtTarget(TargetBase):
+    # tensorrt: engines built on the node (`imdsr export plans`). torch-cuda: Triton's Python
+    # backend running the model's TorchScript with PyTorch on the GPU (KIND_GPU), for GPUs where no
+    # plan can be built; fp16 then means PyTorch half precision. See export/serving.toml.
+    runtime: Literal["tensorrt", "torch-cuda"] = "tensorrt"
     cuda_graphs: bool = False
     cuda_graph_batch_sizes: list[int] = Field(default_factory=list)
     fp16: bool = True

@@ -1,7 +1,9 @@
-"""Run an exported ONNX graph on the CPU with ONNX Runtime or OpenVINO, behind one call.
+"""Run an exported model behind one call: the ONNX graph on the CPU with ONNX Runtime or
+OpenVINO, or (the gpu target's ``torch-cuda`` runtime) its TorchScript on a CUDA GPU with PyTorch.
 
 Copied verbatim beside ``model.py`` into every Python-backend model (it needs numpy and the chosen
-runtime only), and imported by ``imdsr bench`` to time the same runners without Triton: the model
+runtime only: each runtime is imported when its runner is made, so a CPU model never imports
+torch), and imported by ``imdsr bench`` to time the same runners without Triton: the model
 Triton serves and the model the benchmark times are one piece of code.
 """
 
@@ -9,10 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-RUNTIMES = ("onnxruntime", "openvino")
+RUNTIMES = ("onnxruntime", "openvino")  # the CPU runtimes
+# The GPU runtime where no TensorRT plan can be built: PyTorch on CUDA, running the TorchScript
+# `imdsr export repo --target gpu` writes with [gpu] runtime = "torch-cuda" (export/serving.toml).
+GPU_RUNTIMES = ("torch-cuda",)
 # f32: exact (within an 8-bit level of PyTorch). bf16 (OpenVINO only): ~2.5x faster on CPUs with
 # AMX, within a few levels of f32 (docs/PERFORMANCE.md, "bf16 on AMX"); off by default.
-PRECISIONS = ("f32", "bf16")
+# fp16 (torch-cuda only): half-precision weights and activations, FP32 on the wire.
+PRECISIONS = ("f32", "bf16", "fp16")
+OUTPUT_U8_NAME = "output_u8"
 
 
 class Runner:
@@ -68,8 +75,61 @@ class OpenVinoRunner(Runner):
         return [np.array(self.request.get_tensor(self.outputs[n]).data) for n in names]
 
 
+class TorchRunner(Runner):
+    """TorchScript on PyTorch, on a CUDA device (the ``torch-cuda`` runtime; ``cpu`` only for
+    rehearsing the served path on a machine without a GPU).
+
+    Tensors cross between numpy and torch through DLPack, never torch's numpy bindings: Triton's
+    stub needs numpy < 2 while a CUDA build of torch may have been built against numpy 2.
+    ``output_u8`` is computed as the ONNX graph computes it (export/onnx_export.py
+    ``WithWireOutputs``): FP32 output clamped to [0, 1], times 255, rounded half to even.
+    """
+
+    runtime = "torch-cuda"
+
+    def __init__(self, path: str, device: str = "cuda", precision: str = "f32") -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device("cuda:0" if device == "cuda" else device)
+        if self.device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise RuntimeError(f"torch-cuda: torch {torch.__version__} sees no CUDA device")
+            torch.cuda.set_device(self.device)
+            # "f32" means FP32: TF32 convolutions are ~1e-3 off, several 16-bit levels.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+            # The gateway's windows are one fixed shape: cuDNN picks its fastest kernels once.
+            torch.backends.cudnn.benchmark = True
+        elif precision != "f32":
+            raise ValueError(f"torch on {self.device} runs f32 only, not {precision}")
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        module = torch.jit.load(path, map_location=self.device)
+        self.module = module.to(self.dtype).eval()
+
+    def run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        torch = self.torch
+        # DLPack needs a writeable array (numpy refuses to export a read-only one).
+        t = torch.from_dlpack(np.require(x, np.float32, ("C", "W")))
+        with torch.inference_mode():
+            y = self.module(t.to(self.device, self.dtype)).float()
+            outs = []
+            for name in names:
+                z = torch.round(y.clamp(0.0, 1.0) * 255.0).to(torch.uint8) if name == OUTPUT_U8_NAME else y
+                outs.append(_to_numpy(z.cpu()))
+        return outs
+
+
+def _to_numpy(t) -> np.ndarray:  # noqa: ANN001 - a CPU torch.Tensor
+    try:
+        return np.from_dlpack(t)
+    except (AttributeError, BufferError, RuntimeError, TypeError):
+        return t.numpy()
+
+
 def make_runner(runtime: str, path: str, threads: int = 0, spinning: bool = False,
-                precision: str = "f32") -> Runner:
+                precision: str = "f32", device: str = "cuda") -> Runner:
+    """``device`` applies to torch-cuda only (``cuda``, ``cuda:N``; ``cpu`` to rehearse)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     if runtime == "onnxruntime":
@@ -77,5 +137,12 @@ def make_runner(runtime: str, path: str, threads: int = 0, spinning: bool = Fals
             raise ValueError(f"ONNX Runtime runs this graph in f32 only, not {precision}")
         return OrtRunner(path, threads, spinning)
     if runtime == "openvino":
+        if precision == "fp16":
+            raise ValueError("OpenVINO runs this graph in f32 or bf16, not fp16")
         return OpenVinoRunner(path, threads, spinning, precision)
-    raise ValueError(f"unknown CPU runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    if runtime == "torch-cuda":
+        if precision == "bf16":
+            raise ValueError("torch-cuda runs f32 or fp16, not bf16")
+        return TorchRunner(path, device, precision)
+    raise ValueError(f"unknown CPU runtime {runtime!r}; known: {', '.join(RUNTIMES)} "
+                     f"(and {', '.join(GPU_RUNTIMES)} on a GPU)")

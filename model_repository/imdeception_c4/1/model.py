@@ -1,10 +1,12 @@
 """Triton Python-backend model: any exported network (IMDeception, IMDN, RLFN, EFDN) on a CPU
-runtime (the repository's ``cpu`` flavour): it runs the ONNX graph and knows nothing of the architecture.
+runtime (the repository's ``cpu`` flavour), or on a GPU with PyTorch (the ``gpu`` flavour with
+``[gpu] runtime = "torch-cuda"``): it runs the exported graph and knows nothing of the architecture.
 
 Copied verbatim into ``<repo>/<model>/1/model.py`` by ``imdsr export repo``, beside
-``runtimes.py`` (ONNX Runtime or OpenVINO, the ``runtime`` parameter); it needs numpy and that
-runtime only (never torch). Settings come from the model config's ``parameters``; each request
-gets the outputs it asks for (``output`` FP32, ``output_u8`` UINT8), computed once per batch.
+``runtimes.py`` (ONNX Runtime, OpenVINO or torch-cuda, the ``runtime`` parameter); it needs numpy
+and that runtime only (a CPU model never imports torch). Settings come from the model config's
+``parameters``; each request gets the outputs it asks for (``output`` FP32, ``output_u8`` UINT8),
+computed once per batch.
 The wire-benchmark models change the dtypes of ``input``/``output`` instead (FP16/UINT8).
 """
 
@@ -59,18 +61,27 @@ def _encode(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return y.astype(dtype, copy=False)
 
 
+def _device(args: dict, params: dict) -> str:
+    """torch-cuda only: a KIND_GPU instance runs on the GPU Triton gave it; otherwise the
+    ``device`` parameter (``cuda``: the first GPU; ``cpu``: a rehearsal without one)."""
+    if args.get("model_instance_kind") == "GPU":
+        return f"cuda:{args.get('model_instance_device_id', '0')}"
+    return params.get("device", "cuda")
+
+
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        onnx_path = version_dir / params.get("onnx_file", "model.onnx")
+        # model_file: what the runtime loads (torch-cuda: TorchScript); else the ONNX graph.
+        model_path = version_dir / params.get("model_file", params.get("onnx_file", "model.onnx"))
         self.out_dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"])
                            for o in config["output"]}
-        self.runner = make_runner(params.get("runtime", "onnxruntime"), str(onnx_path),
+        self.runner = make_runner(params.get("runtime", "onnxruntime"), str(model_path),
                                   int(params.get("intra_op_threads", "0")),
                                   params.get("allow_spinning", "0") == "1",
-                                  params.get("precision", "f32"))
+                                  params.get("precision", "f32"), _device(args, params))
         self.name = args["model_name"]
 
     def _wanted(self, request) -> list[str]:  # noqa: ANN001 - pb_utils.InferenceRequest
