@@ -4,6 +4,7 @@ tile, and every Triton error becomes the gateway error (and HTTP status) it shou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 import pytest
@@ -47,11 +48,25 @@ def test_in_flight_bounds_concurrency_and_every_tile_lands() -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
+        # Hold the first tile until a second one runs beside it (or 2 s pass): on a loaded
+        # machine the to_thread hops before infer could otherwise outlast a fixed 1 ms sleep
+        # and the tiles would happen not to overlap (seen once in the full suite).
+        if running >= 2:
+            overlap.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(overlap.wait(), 2.0)
         await asyncio.sleep(0.001)
         running -= 1
         return batch.repeat(4, axis=2).repeat(4, axis=3)
 
-    out = asyncio.run(run_tiles(image, plan, infer, in_flight=2))
+    async def main() -> np.ndarray:
+        nonlocal overlap
+        overlap = asyncio.Event()
+        return await run_tiles(image, plan, infer, in_flight=2)
+
+    overlap: asyncio.Event
+
+    out = asyncio.run(main())
     assert peak == 2
     np.testing.assert_array_equal(out, image.repeat(4, axis=0).repeat(4, axis=1))
 
