@@ -15,6 +15,21 @@ def _floats(rows: list[dict[str, str]], key: str) -> tuple[list[int], list[float
     return xs, ys
 
 
+def _save(fig, axes, title: str, png_path: Path) -> Path:  # noqa: ANN001 - matplotlib objects
+    """Step axes with a grid, the title, and the PNG written."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return png_path
+
+
 def plot_run(csv_path: Path, png_path: Path, title: str = "") -> Path:
     import matplotlib
 
@@ -33,15 +48,7 @@ def plot_run(csv_path: Path, png_path: Path, title: str = "") -> Path:
     axes[1].legend()
     axes[2].plot(*_floats(rows, "lr"))
     axes[2].set_title("learning rate")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=90)
-    plt.close(fig)
-    return png_path
+    return _save(fig, axes, title, png_path)
 
 
 def plot_loss_comparison(runs: dict[str, Path], png_path: Path, last_step: int, title: str = ""
@@ -62,12 +69,5 @@ def plot_loss_comparison(runs: dict[str, Path], png_path: Path, last_step: int, 
     axes[0].set_title("training loss (mean of 10 steps)")
     axes[1].set_title("validation Y-PSNR (dB)")
     for ax in axes:
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=90)
-    plt.close(fig)
-    return png_path
+    return _save(fig, axes, title, png_path)
