@@ -9,11 +9,12 @@ with the file named, anything missing or changed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from imdsr.digest import file_sha256
 
 MANIFEST = Path(__file__).with_name("standard_sets.json")
 DEFAULT_ROOT = Path("data/standard")
@@ -59,14 +60,6 @@ def parse_set_names(text: str) -> list[str]:
     return names
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _find(entry: SetFile, sources: list[Path]) -> Path | None:
     """The file in a clone (its path in the repository) or in a flat folder (its name)."""
     for src in sources:
@@ -85,7 +78,7 @@ def build_set(name: str, sources: list[Path], root: Path = DEFAULT_ROOT) -> Path
         path = _find(entry, sources)
         if path is None:
             missing.append(entry.source)
-        elif sha256_file(path) != entry.sha256:
+        elif file_sha256(path) != entry.sha256:
             changed.append(str(path))
         else:
             found.append((entry, path))
@@ -101,7 +94,7 @@ def build_set(name: str, sources: list[Path], root: Path = DEFAULT_ROOT) -> Path
     out.mkdir(parents=True, exist_ok=True)
     for entry, path in found:
         dst = out / entry.name
-        if not (dst.is_file() and sha256_file(dst) == entry.sha256):
+        if not (dst.is_file() and file_sha256(dst) == entry.sha256):
             shutil.copyfile(path, dst)
     return out
 
@@ -114,7 +107,7 @@ def set_files(name: str, root: Path = DEFAULT_ROOT) -> list[Path]:
         raise StandardSetError(f"{name}: {folder} does not exist; build it with "
                                f"`imdsr data standard {name} --from CLONE` (a clone of {spec.repo})")
     bad = [e.name for e in spec.files
-           if not (folder / e.name).is_file() or sha256_file(folder / e.name) != e.sha256]
+           if not (folder / e.name).is_file() or file_sha256(folder / e.name) != e.sha256]
     if bad:
         raise StandardSetError(f"{name}: {len(bad)} of {len(spec.files)} files missing or changed "
                                f"in {folder} (first: {bad[0]}); rebuild it with "
@@ -126,14 +119,14 @@ def benchmark_leaks(files: list[Path]) -> list[Path]:
     """The files among ``files`` that are images of a benchmark set (by SHA-256): training on
     them would make every benchmark figure a lie."""
     held = {f.sha256 for name, s in load_manifest().items() if name in BENCHMARKS for f in s.files}
-    return [f for f in files if sha256_file(f) in held]
+    return [f for f in files if file_sha256(f) in held]
 
 
 def write_manifest(sets: dict[str, tuple[str, str, list[tuple[str, Path, Path]]]],
                    path: Path | None = None) -> None:
     """Maintainers' tool: ``{set: (repo, title, [(name, path in repo, file)])}`` -> manifest."""
     out = {"sets": {name: {"repo": repo, "title": title,
-                           "files": [{"name": n, "source": s.as_posix(), "sha256": sha256_file(f)}
+                           "files": [{"name": n, "source": s.as_posix(), "sha256": file_sha256(f)}
                                      for n, s, f in files]}
                     for name, (repo, title, files) in sets.items()}}
     (path or MANIFEST).write_text(json.dumps(out, indent=1) + "\n")
