@@ -117,8 +117,9 @@ class Trainer:
         vp = load_pairs(valid_files, cfg.scale, cache, side, workers=workers)
         self.val = val_pairs(vp, cfg.data.val_crop, cfg.scale, cfg.data.val_images,
                              cfg.data.val_min_detail)
-        shares = [st.weight for st in sets] if any(st.weight > 0 for st in sets) else None
-        self.sampler = self._sampler(cfg.seed, shares)
+        # Each set's share of the draws; None: every image by area.
+        self.shares = [st.weight for st in sets] if any(st.weight > 0 for st in sets) else None
+        self.sampler = self._sampler(cfg.seed)
         if self.sampler.dropped and self.rt.is_main:
             print(f"{len(self.sampler.dropped)} training images smaller than the "
                   f"{cfg.data.lr_crop} px LR crop left out", file=sys.stderr)
@@ -127,11 +128,10 @@ class Trainer:
         self.loss_name = ""
 
     # -- setup ------------------------------------------------------------------------------
-    def _sampler(self, seed: int, shares: list[float] | None) -> CropSampler:
-        self.sampler_shares = shares
+    def _sampler(self, seed: int) -> CropSampler:
         d = self.cfg.data
         return CropSampler(self.pairs, d.lr_crop, self.cfg.scale, d.batch, seed,
-                           min_detail=d.min_detail, groups=self.groups, shares=shares)
+                           min_detail=d.min_detail, groups=self.groups, shares=self.shares)
 
     def _to_device(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = lr.to(self.rt.device, non_blocking=True)
@@ -144,7 +144,7 @@ class Trainer:
     def _fresh_start(self) -> None:
         cfg = self.cfg
         # Fitting batches come from a different seed stream than training batches.
-        fit_sampler = self._sampler(cfg.seed + 7919, self.sampler_shares)
+        fit_sampler = self._sampler(cfg.seed + 7919)
 
         def batches(i: int) -> tuple[torch.Tensor, torch.Tensor]:
             lr, hr = fit_sampler.batch_at(i)
