@@ -15,7 +15,11 @@ drain, or 413 when it could not fit even alone. One event loop: no locks are nee
 
 The seconds per megapixel start from the settings (measured on the CPU the project ships for)
 and are then learnt from requests that ran alone (nothing else admitted), so the estimate follows
-the hardware the gateway is actually in front of.
+the hardware the gateway is actually in front of. Under load they are also checked tile by tile:
+each tile is sent behind a known amount of tile work already in Triton, and a tile that comes back
+later than that work predicts means the backend is slower under load than it was alone (the
+gateway's own decoding and encoding on the same cores, a noisy neighbour, a slower instance);
+the rate follows, so what is admitted next still finishes inside the deadlines.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from service.metrics import ADMITTED_BYTES, ADMITTED_SECONDS, REJECTED
 # slower per tile than the lone requests the rate is learnt from.
 SAFETY = 0.6
 # Bytes per output byte held while a request is encoded (its stitched output, the encoder's own
-# copy or interleaved planes, the encoded result); measured by `imdsr bench memory`.
-HELD_PER_OUTPUT_BYTE = 2.0
+# copy or interleaved planes, the encoded result); measured by `imdsr bench memory`: 1.4-2.0 on
+# a developer VM, 2.26 once in CI (allocator arenas differ from run to run), so 2.5.
+HELD_PER_OUTPUT_BYTE = 2.5
 # cgroup v2, then v1: the container's memory limit.
 CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
 NO_LIMIT = 1 << 60
@@ -57,6 +62,9 @@ def cgroup_memory_limit() -> int | None:
 # from: below about a 256-px input, per-call overhead, not pixels, sets the time.
 LEARNING_RATE = 0.25
 LEARN_FROM_MPX = 1.0
+# A tile is learnt from only when the work it was predicted to wait for is at least this long:
+# below it, per-call overhead and scheduling jitter, not the model, set the latency.
+LEARN_FROM_TILE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -106,19 +114,36 @@ class WorkAdmission:
         self.memory = 0
         self.active = 0
         self.rates: dict[str, float] = {}  # learnt seconds per output megapixel, by model
+        self.tile_seconds = 0.0  # estimated Triton seconds of the tiles sent and not answered
 
     def rate(self, model: str, default: float) -> float:
         return self.rates.get(model, default)
 
+    def _learn(self, model: str, measured: float) -> None:
+        old = self.rates.get(model)
+        if old is None or measured > old:
+            self.rates[model] = measured
+        else:
+            self.rates[model] = old + LEARNING_RATE * (measured - old)
+
     def observe(self, model: str, cost: Cost, infer_seconds: float) -> None:
         """Learn from a request that ran alone: its infer time was the model's, not a queue's."""
         if cost.alone and cost.output_mpx >= LEARN_FROM_MPX:
-            measured = infer_seconds / cost.output_mpx
-            old = self.rates.get(model)
-            if old is None or measured > old:
-                self.rates[model] = measured
-            else:
-                self.rates[model] = old + LEARNING_RATE * (measured - old)
+            self._learn(model, infer_seconds / cost.output_mpx)
+
+    def tile_sent(self, seconds: float) -> float:
+        """Count a tile of ``seconds`` into Triton; return the latency it is predicted to have
+        (the tile work already there, its own included, shared by ``parallelism``)."""
+        self.tile_seconds += seconds
+        return self.tile_seconds / self.parallelism
+
+    def tile_answered(self, seconds: float, model: str | None = None, rate: float = 0.0,
+                      predicted_s: float = 0.0, latency_s: float = 0.0) -> None:
+        """Count a tile out; with ``model``, check its ``latency_s`` against ``predicted_s`` (made
+        at ``rate`` seconds per megapixel) and learn when the backend ran slower or faster."""
+        self.tile_seconds = max(0.0, self.tile_seconds - seconds)
+        if model is not None and predicted_s >= LEARN_FROM_TILE_S and rate > 0:
+            self._learn(model, rate * latency_s / predicted_s)
 
     def _refuse(self, reason: str, message: str, wait_s: float) -> TooManyRequestsError:
         REJECTED.labels(reason=reason).inc()

@@ -187,11 +187,10 @@ def _check_format_fits(fmt: codec.OutputFormat, final: tuple[int, int]) -> None:
 
 
 def _cost(picture: codec.Picture, tile: int, rule: TilingRule, final: FinalSize,
-          options: UpscaleOptions, variant: str, settings: Settings, admission: WorkAdmission) -> Cost:
+          rate: float, alpha_through_model: bool, settings: Settings) -> Cost:
     """What admitting this request commits: Triton seconds and gateway bytes (service/admission.py)."""
     plan = plan_tiles(picture.height, picture.width, tile, rule.context, rule.align)
-    rate = admission.rate(variant, settings.seconds_per_mpx.get(variant, settings.default_seconds_per_mpx))
-    if picture.alpha is not None and options.alpha is AlphaMode.MODEL:
+    if alpha_through_model:
         rate *= 2  # the alpha plane goes through the network too
     channels = 3 + (picture.alpha is not None)
     return estimate(plan, channels, picture.bit_depth // 8, final.resize[0] * final.resize[1], rate,
@@ -282,13 +281,30 @@ async def upscale_image(
             eight_bit = picture.bit_depth == 8
             admission: WorkAdmission = request.app.state.admission
             tile = _tile_for(options.tile, settings, traits.limits, rule, (picture.height, picture.width))
-            one = _cost(picture, tile, rule, final, options, variant, settings, admission)
+            model_rate = admission.rate(variant, settings.seconds_per_mpx.get(
+                variant, settings.default_seconds_per_mpx))
+            alpha_through_model = picture.alpha is not None and options.alpha is AlphaMode.MODEL
+            one = _cost(picture, tile, rule, final, model_rate, alpha_through_model, settings)
             cost = admission.admit(replace(one, seconds=one.seconds * len(frames),
                                            memory=one.memory * len(frames)))
             try:
 
+                # Each call is timed against the tile work it was sent behind (admission.py);
+                # the alpha plane's calls are counted, not learnt from (its rate was doubled).
+                call_s = cost.seconds_per_tile / (2 if alpha_through_model else 1)
+                learn_as = None if alpha_through_model else variant
+
                 async def infer(batch: np.ndarray) -> np.ndarray:
-                    return await triton.infer(variant, batch, eight_bit)
+                    predicted = admission.tile_sent(call_s)
+                    start = time.perf_counter()
+                    try:
+                        answer = await triton.infer(variant, batch, eight_bit)
+                    except BaseException:
+                        admission.tile_answered(call_s)
+                        raise
+                    admission.tile_answered(call_s, learn_as, model_rate, predicted,
+                                            time.perf_counter() - start)
+                    return answer
 
                 with timings.stage("infer"):
                     results = [await upscale(
