@@ -27,7 +27,7 @@ def test_estimate_counts_overlap_channels_and_outscale() -> None:
     assert cost.seconds == pytest.approx(cost.output_mpx * 0.3)
     out_bytes = out_pixels * 3
     held = adm.HELD_PER_OUTPUT_BYTE * out_bytes  # what `imdsr bench memory` measured, with margin
-    assert held < cost.memory < held + 0.1 * out_bytes  # plus the input and the tiles in flight
+    assert held < cost.memory < held + 0.4 * out_bytes  # plus the input and 4 tiles in flight
     rgba16 = estimate(plan, 4, 2, out_pixels, 0.3, 4, 320)
     assert rgba16.memory > 2.5 * cost.memory
     half = estimate(plan, 3, 1, out_pixels // 4, 0.3, 4, 320)  # outscale 2: x4 and the resize
