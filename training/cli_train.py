@@ -108,11 +108,16 @@ def evaluate(
                                "a row (default: every shipped variant unless --weights is given)."),
     sets_root: Path = typer.Option(None, help="Root of `imdsr data standard` (default "
                                    "data/standard)."),
+    degrade: str = typer.Option(None, help="With --benchmark: LR degradations measured beside "
+                                "clean, comma-separated: jpegQ is JPEG at quality Q (4:2:0, "
+                                "PIL) applied to the LR before bicubic and the models see it "
+                                "(e.g. jpeg50,jpeg75)."),
     scale: int = typer.Option(4),
     markdown: bool = typer.Option(False, help="Print a Markdown table."),
 ) -> None:
     """Bicubic vs model: per image and mean (Y-PSNR, Y-SSIM with crop = scale, RGB-PSNR), or
-    with --benchmark, mean Y-PSNR / Y-SSIM per standard set for bicubic and each model."""
+    with --benchmark, mean Y-PSNR / Y-SSIM per standard set for bicubic and each model (with
+    --degrade, one block of rows per LR input: clean and each degradation)."""
     import torch
 
     from training.weights.store import WeightsError, load_model
@@ -120,10 +125,11 @@ def evaluate(
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     try:
         if benchmark:
-            _evaluate_benchmarks(benchmark, models, weights or [], sets_root, scale, markdown)
+            _evaluate_benchmarks(benchmark, models, weights or [], sets_root, scale, markdown,
+                                 degrade)
             return
-        if len(weights or []) > 1 or models:
-            raise fail("--models and several --weights go with --benchmark")
+        if len(weights or []) > 1 or models or degrade:
+            raise fail("--models, --degrade and several --weights go with --benchmark")
         from training.evaluate import evaluate_images, folder_photos, format_table, skimage_photos
 
         model, _ = load_model(variant, weights[0] if weights else None, scale)
@@ -134,7 +140,9 @@ def evaluate(
 
 
 def _evaluate_benchmarks(benchmark: str, models: str | None, weights: list[str],
-                         sets_root: Path | None, scale: int, markdown: bool) -> None:
+                         sets_root: Path | None, scale: int, markdown: bool,
+                         degrade: str | None = None) -> None:
+    from training.data.degrade import parse_names
     from training.data.standard import (
         BENCHMARKS,
         DEFAULT_ROOT,
@@ -142,16 +150,22 @@ def _evaluate_benchmarks(benchmark: str, models: str | None, weights: list[str],
         parse_set_names,
         set_files,
     )
-    from training.evaluate import benchmark_table, format_benchmark_table
+    from training.evaluate import (
+        benchmark_table,
+        degraded_benchmark_tables,
+        format_benchmark_table,
+        format_degraded_benchmark,
+    )
     from training.models.registry import VARIANTS, list_variants
     from training.weights.store import load_model, parse_weights_spec, shipped_variants
 
     try:
+        degradations = parse_names(degrade) if degrade else None
         names = parse_set_names(benchmark)
         if extra := [n for n in names if n not in BENCHMARKS]:
             raise fail(f"{', '.join(extra)} is a training set; benchmarks: {', '.join(BENCHMARKS)}")
         sets = {n: set_files(n, sets_root or DEFAULT_ROOT) for n in names}
-    except StandardSetError as e:
+    except (StandardSetError, ValueError) as e:
         raise fail(str(e)) from None
     variants = ([v.strip() for v in models.split(",") if v.strip()] if models
                 else [] if weights else shipped_variants())
@@ -161,8 +175,11 @@ def _evaluate_benchmarks(benchmark: str, models: str | None, weights: list[str],
     for item in weights:
         variant, path = parse_weights_spec(item)
         rows[f"{variant} ({path.name})"] = load_model(variant, path, scale)[0]
-    table = benchmark_table(rows, sets, scale)
-    typer.echo(format_benchmark_table(table, markdown=markdown))
+    if degradations:
+        tables = degraded_benchmark_tables(rows, sets, scale, degradations)
+        typer.echo(format_degraded_benchmark(tables, markdown=markdown))
+        return
+    typer.echo(format_benchmark_table(benchmark_table(rows, sets, scale), markdown=markdown))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -162,6 +162,55 @@ def test_eval_benchmark_refusals(clone, tmp_path):
     assert res.exit_code == 2 and "weights file not found" in res.output
 
 
+def _pil_jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=quality, subsampling="4:2:0")
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def test_eval_benchmark_degrade_measures_clean_and_jpeg_side_by_side(clone, tmp_path):
+    """--degrade jpeg50,jpeg75: the clean rows are the plain benchmark's, and each JPEG block is
+    the per-image protocol with PIL's JPEG (4:2:0) applied to the LR before bicubic and model."""
+    from imdsr.imaging.resize import downscale, modcrop
+    from training.data.pairs import load_rgb
+    from training.evaluate import evaluate_pair
+    from training.weights.store import load_model
+
+    runner = CliRunner()
+    out = tmp_path / "sets"
+    assert runner.invoke(app, ["data", "standard", "all", "--from", str(clone),
+                               "--out", str(out)]).exit_code == 0
+    common = ["eval", "--benchmark", "set5,set14", "--sets-root", str(out), "--models", "c4"]
+    plain = runner.invoke(app, common)
+    res = runner.invoke(app, [*common, "--degrade", "jpeg50,jpeg75"])
+    assert res.exit_code == 0, res.output
+    rows = {}
+    header, *lines = res.stdout.strip().splitlines()  # stdout: the progress bar is on stderr
+    assert header.split()[:2] == ["LR", "method"]
+    for line in lines:
+        lr, method, *cells = re.split(r"\s{2,}", line.strip())
+        rows[lr, method] = [float(x) for x in re.findall(r"\d+\.\d+", " ".join(cells))]
+    assert list(rows) == [(d, m) for d in ("clean", "jpeg50", "jpeg75") for m in ("bicubic", "c4")]
+    for method in ("bicubic", "c4"):
+        assert rows["clean", method] == _cells(plain.stdout, method)
+    model, _ = load_model("c4")
+    for quality in (50, 75):
+        for k, name in enumerate(("set5", "set14")):
+            got = [evaluate_pair(model, p.name, hr, _pil_jpeg(downscale(hr, 4), quality), 4)
+                   for p in sorted((out / name).iterdir())
+                   for hr in [modcrop(load_rgb(p), 4)]]
+            for method, pick in (("bicubic", lambda r: r.bicubic), ("c4", lambda r: r.model)):
+                want = [np.mean([pick(r).y_psnr for r in got]), np.mean([pick(r).y_ssim for r in got])]
+                assert rows[f"jpeg{quality}", method][2 * k : 2 * k + 2] == pytest.approx(want, abs=0.006)
+    assert rows["jpeg50", "bicubic"][0] < rows["jpeg75", "bicubic"][0] < rows["clean", "bicubic"][0]
+    bad = runner.invoke(app, [*common, "--degrade", "jpeg500"])
+    assert bad.exit_code == 2 and "unknown degradation 'jpeg500'" in bad.output
+    alone = runner.invoke(app, ["eval", "--variant", "c4", "--degrade", "jpeg50"])
+    assert alone.exit_code == 2 and "--degrade" in alone.output
+
+
 def test_pack_keeps_every_pixel(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -1,14 +1,21 @@
 """Random HR/LR crop pairs with the 8 dihedral augmentations, deterministic under a seed.
 
 The batch for step ``i`` depends only on ``(seed, i)``, so a resumed run sees exactly the
-batches an uninterrupted one would, with no sampler state to checkpoint.
+batches an uninterrupted one would, with no sampler state to checkpoint. That holds for the LR
+degradations too (``training/data/degrade.py``): each sample's degradations come from its own generator.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from training.data.degrade import Degrader
 from training.data.pairs import Pair
+
+if TYPE_CHECKING:
+    from training.train.config import DegradeConfig
 
 
 def dihedral(img: np.ndarray, k: int) -> np.ndarray:
@@ -19,7 +26,8 @@ def dihedral(img: np.ndarray, k: int) -> np.ndarray:
 
 
 def random_crop(pair: Pair, lr_size: int, scale: int, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """LR crop, its HR crop, and the LR crop's origin (the blur remakes the LR from there)."""
     h, w = pair.lr.shape[:2]
     if h < lr_size or w < lr_size:
         raise ValueError(f"{pair.name}: LR {h}x{w} smaller than crop {lr_size}")
@@ -27,7 +35,7 @@ def random_crop(pair: Pair, lr_size: int, scale: int, rng: np.random.Generator
     x = int(rng.integers(0, w - lr_size + 1))
     lr = pair.lr[y : y + lr_size, x : x + lr_size]
     hr = pair.hr[y * scale : (y + lr_size) * scale, x * scale : (x + lr_size) * scale]
-    return np.asarray(lr), np.asarray(hr)
+    return np.asarray(lr), np.asarray(hr), (y, x)
 
 
 def detail(lr: np.ndarray) -> float:
@@ -41,10 +49,12 @@ class CropSampler:
 
     def __init__(self, pairs: list[Pair], lr_size: int, scale: int, batch: int, seed: int,
                  augment: bool = True, min_detail: float = 0.0, tries: int = 10,
-                 groups: list[int] | None = None, shares: list[float] | None = None) -> None:
+                 groups: list[int] | None = None, shares: list[float] | None = None,
+                 degrade: DegradeConfig | None = None) -> None:
         """``groups[i]`` is the set of ``pairs[i]``; ``shares[g]`` that set's share of the draws
         (within a set, by area). Without them every image is drawn by area. Pairs whose LR is
-        smaller than a crop (T91 has 51 such images at 48 px) are left out: ``self.dropped``."""
+        smaller than a crop (T91 has 51 such images at 48 px) are left out: ``self.dropped``.
+        ``degrade``: degradations of the LR crops (the HR crops stay as cut)."""
         groups = list(groups) if groups is not None else [0] * len(pairs)
         if len(groups) != len(pairs):
             raise ValueError("one group per pair")
@@ -71,19 +81,28 @@ class CropSampler:
                 area[g == k] *= share[k] / area[g == k].sum()
         self.weights = area / area.sum()
         self.groups = g
+        self.degrader = (Degrader(degrade, scale, seed) if degrade is not None and degrade.enabled
+                         else None)
 
     def batch_at(self, step: int, rank: int = 0) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, step, rank])
         lrs, hrs = [], []
-        for _ in range(self.batch):
+        for index in range(self.batch):
             for _ in range(max(self.tries, 1)):
                 pair = self.pairs[int(rng.choice(len(self.pairs), p=self.weights))]
-                lr, hr = random_crop(pair, self.lr_size, self.scale, rng)
+                lr, hr, origin = random_crop(pair, self.lr_size, self.scale, rng)
                 if self.min_detail <= 0 or detail(lr) >= self.min_detail:
                     break
+            # The degradations draw from their own generators, never from ``rng``: the crops
+            # and flips are a clean run's.
+            sample = self.degrader.sample(step, rank, index) if self.degrader else None
+            if sample is not None:
+                lr = sample.resample(pair.hr, origin, lr)
             if self.augment:
                 k = int(rng.integers(0, 8))
                 lr, hr = dihedral(lr, k), dihedral(hr, k)
+            if sample is not None:
+                lr = sample.corrupt(lr)
             lrs.append(lr)
             hrs.append(hr)
         to_nchw = lambda a: np.stack(a).transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # noqa: E731

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from imdsr.config import StrictModel
 from imdsr.contract import DEFAULT_VARIANT, SCALE
+from training.data.degrade import check_name
 from training.models.registry import get_variant
 
 
@@ -73,6 +74,75 @@ class PhaseConfig(StrictModel):
     final_lr: float = 0.0
 
 
+Bound = TypeVar("Bound", int, float)
+
+
+def _ordered(bounds: tuple[Bound, Bound]) -> tuple[Bound, Bound]:
+    if bounds[0] > bounds[1]:
+        raise ValueError(f"range [{bounds[0]}, {bounds[1]}]: low end above high end")
+    return bounds
+
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+NonNegative = Annotated[float, Field(ge=0)]
+Span = Annotated[tuple[NonNegative, NonNegative], AfterValidator(_ordered)]
+Quality = Annotated[int, Field(ge=1, le=100)]
+
+
+class BlurConfig(StrictModel):
+    """Gaussian blur of the HR before the bicubic downscale (lens and focus softness)."""
+
+    p: Probability = 0.0
+    sigma: Span = (0.2, 1.0)         # HR px, uniform in the range
+
+
+class NoiseConfig(StrictModel):
+    """Additive Gaussian noise on the LR (sensor read noise)."""
+
+    p: Probability = 0.0
+    sigma: Span = (1.0, 5.0)         # 8-bit levels, uniform in the range
+    grey_p: Probability = 0.0        # share of noisy crops with one noise value for all channels
+
+
+class PoissonConfig(StrictModel):
+    """Shot noise on the LR: ``scale`` times a 256-photons-at-white sensor's (Real-ESRGAN's)."""
+
+    p: Probability = 0.0
+    scale: Span = (0.05, 0.5)
+    grey_p: Probability = 0.0
+
+
+class JpegConfig(StrictModel):
+    """JPEG (PIL) of the LR, last, as an upload's encoder does it."""
+
+    p: Probability = 0.0
+    quality: Annotated[tuple[Quality, Quality], AfterValidator(_ordered)] = (30, 95)  # inclusive
+    p444: Probability = 0.0          # share of JPEG crops without chroma subsampling; rest 4:2:0
+
+
+class DegradeConfig(StrictModel):
+    """Degradations of the training LR (``training/data/degrade.py``); the HR stays clean.
+    All probabilities 0 (the default): clean bicubic LR, the paper's recipe."""
+
+    blur: BlurConfig = Field(default_factory=BlurConfig)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    poisson: PoissonConfig = Field(default_factory=PoissonConfig)
+    jpeg: JpegConfig = Field(default_factory=JpegConfig)
+    # Validation LR inputs, each scored on every validation crop; the best checkpoint has the
+    # best mean over them. A degraded run judged on clean LR alone would keep its least
+    # restoring checkpoint (the warm start is the best on clean inputs).
+    val: list[str] = Field(default_factory=lambda: ["clean"], min_length=1)
+
+    @field_validator("val")
+    @classmethod
+    def _known_names(cls, v: list[str]) -> list[str]:
+        return [check_name(name) for name in v]
+
+    @property
+    def enabled(self) -> bool:
+        return any(c.p > 0 for c in (self.blur, self.noise, self.poisson, self.jpeg))
+
+
 class TrainConfig(StrictModel):
     name: str = "run"
     variant: str = DEFAULT_VARIANT
@@ -91,6 +161,7 @@ class TrainConfig(StrictModel):
     phase1: PhaseConfig = Field(default_factory=PhaseConfig)
     phase2: PhaseConfig | None = None  # L2 from phase 1's best checkpoint (paper)
     data: DataConfig = Field(default_factory=DataConfig)
+    degrade: DegradeConfig = Field(default_factory=DegradeConfig)
     out_dir: str = "runs"
     val_every: int = 200
     ckpt_every: int = 100
@@ -109,6 +180,9 @@ class TrainConfig(StrictModel):
             spec = get_variant(self.variant)
         except KeyError as e:
             raise ValueError(f"variant: {e.args[0]}") from None
+        if self.init == "bicubic" and not spec.architecture.bicubic_start:
+            raise ValueError(f"init = \"bicubic\": {spec.arch} has no bicubic start; use "
+                             "init = \"weights:PATH\" (its imported published checkpoint) or \"default\"")
         least = spec.tiling.min_side
         crops = {"data.lr_crop": self.data.lr_crop}
         if self.data.val_crop > 0:

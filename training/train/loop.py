@@ -17,6 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from training.data.crops import CropSampler, detail
+from training.data.degrade import named_pairs
 from training.data.loader import step_batches
 from training.data.pairs import Pair, load_pairs
 from training.data.photos import find_hr_images
@@ -115,8 +116,8 @@ class Trainer:
             self.pairs += pairs
             self.groups += [k] * len(pairs)
         vp = load_pairs(valid_files, cfg.scale, cache, side, workers=workers)
-        self.val = val_pairs(vp, cfg.data.val_crop, cfg.scale, cfg.data.val_images,
-                             cfg.data.val_min_detail)
+        self.val = named_pairs(val_pairs(vp, cfg.data.val_crop, cfg.scale, cfg.data.val_images,
+                                         cfg.data.val_min_detail), cfg.degrade.val)
         # Each set's share of the draws; None: every image by area.
         self.shares = [st.weight for st in sets] if any(st.weight > 0 for st in sets) else None
         self.sampler = self._sampler(cfg.seed)
@@ -131,7 +132,8 @@ class Trainer:
     def _sampler(self, seed: int) -> CropSampler:
         d = self.cfg.data
         return CropSampler(self.pairs, d.lr_crop, self.cfg.scale, d.batch, seed,
-                           min_detail=d.min_detail, groups=self.groups, shares=self.shares)
+                           min_detail=d.min_detail, groups=self.groups, shares=self.shares,
+                           degrade=self.cfg.degrade)
 
     def _to_device(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = lr.to(self.rt.device, non_blocking=True)
