@@ -64,6 +64,7 @@ def bench_tiling(
     """Tiled vs whole-image inference (PyTorch): max difference, overhead and time per setting."""
     import torch
 
+    from bench.photos import bench_images
     from bench.tiling import compare, markdown
     from training.models import create_model
 
@@ -81,27 +82,11 @@ def bench_tiling(
             return model(torch.from_numpy(x)).numpy()
 
     rows = []
-    for name, image in _bench_images():
+    for name, image in bench_images():
         rows += compare(name, image, infer, model.scale)
         typer.echo(f"{name} done", err=True)
     typer.echo(f"variant {variant}, weights {weights}, torch threads {threads}\n")
     typer.echo(markdown(rows))
-
-
-def _bench_images() -> list[tuple[str, np.ndarray]]:
-    """Photos of several sizes, none a multiple of 4 or 32 on both sides."""
-    try:
-        import skimage.data as data
-    except ImportError:  # the train extra is not installed: a synthetic stand-in
-        import numpy as np
-
-        rng = np.random.default_rng(0)
-        y, x = np.mgrid[0:300, 0:451]
-        base = (np.sin(x / 9.0) * np.cos(y / 13.0) * 100 + 128)[..., None]
-        noisy = base + rng.normal(0, 20, (300, 451, 3))
-        return [("synthetic", np.clip(noisy, 0, 255).astype(np.uint8))]
-    return [("astronaut crop", data.astronaut()[40:277, 100:401]),
-            ("chelsea", data.chelsea()), ("coffee", data.coffee())]
 
 
 def bench_wire(
@@ -151,21 +136,6 @@ def bench_wire(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _photo(size: int) -> tuple[str, np.ndarray]:
-    """A real photo (scikit-image's astronaut) cropped to ``size``; synthetic where it is absent."""
-    import numpy as np
-
-    try:
-        from skimage import data
-    except ImportError:
-        rng = np.random.default_rng(0)
-        y, x = np.mgrid[0:size, 0:size]
-        base = (np.sin(x / 9.0) * np.cos(y / 13.0) * 100 + 128)[..., None]
-        return "synthetic", np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
-    photo = data.astronaut()
-    return "astronaut", np.ascontiguousarray(photo[:size, 64:64 + size])
-
-
 def bench_service(
     variant: str = DEFAULT_VARIANT,
     weights: Annotated[Path | None, typer.Option(help="weights (default: shipped)")] = None,
@@ -183,6 +153,7 @@ def bench_service(
     batching on/off), the full service; ratios and plots of throughput and p95 latency."""
     import json
 
+    from bench.photos import square_photo
     from bench.service import ServiceBench, format_report, plot, run_service_bench
     from training.weights.store import WeightsError, shipped_weights
     from triton_host.python_backend.runtimes import RUNTIMES
@@ -195,7 +166,7 @@ def bench_service(
         weights = weights or shipped_weights(variant)
     except WeightsError as exc:
         raise fail(str(exc)) from exc
-    name, image = _photo(size)
+    name, image = square_photo(size)
     bench = ServiceBench(variant, weights, image, name, threads, tuple(concurrency), rounds,
                          runtimes=tuple(runtime), serving_config=config)
     report = run_service_bench(bench, progress=lambda m: typer.echo(m, err=True))
@@ -284,8 +255,8 @@ def bench_zoo(
 
     wanted = [v for v in ZOO if v not in given] if ntire22 is not None else []
     if ntire22 is not None:
-        missing = [get_variant(v).ntire22_checkpoint for v in wanted
-                   if not (ntire22 / str(get_variant(v).ntire22_checkpoint)).is_file()]
+        missing = [get_variant(v).checkpoint for v in wanted
+                   if not (ntire22 / str(get_variant(v).checkpoint)).is_file()]
         if missing:
             raise fail(f"{ntire22} lacks {', '.join(missing)} (pass --weights VARIANT=PATH for those)")
     command = " ".join(["imdsr bench zoo"]

@@ -32,37 +32,18 @@ from bench.tiling import Infer, to_8bit, whole_image
 from imdsr.contract import SCALE
 from imdsr.imaging.pipeline import upscale_tiled
 from imdsr.imaging.tiling import TilingRule, plan_tiles
+from training.models.registry import ChallengeRow, get_architecture, get_variant, list_variants
 
-# The zoo, in the challenge report's order of runtime (fastest first), IMDeception first.
-ZOO: tuple[str, ...] = ("c16nla", "imdn", "imdn_nb7", "rlfn", "efdn")
+# The zoo: every variant whose published NTIRE 2022 checkpoint the registry names, in its order.
+ZOO: tuple[str, ...] = tuple(v for v in list_variants() if get_variant(v).checkpoint)
+# The challenge report's row of each variant that has one (the registry's entries).
+PUBLISHED: dict[str, ChallengeRow] = {
+    v: row for v in list_variants() if (row := get_variant(v).challenge) is not None}
 CLIENTS: tuple[int, ...] = (1, 4)
 SIZE = 256                      # LR input side of the speed figures (the challenge's 256x256)
 CONTEXT_FACTORS = (0.5, 1.0, 2.0)
 SEAM_TILE = 128                 # requested core; rounded down to each rule's alignment
 
-
-@dataclass(frozen=True)
-class Published:
-    """One row of the NTIRE 2022 ESR challenge report's table (Titan Xp GPU, DIV2K x4)."""
-
-    team: str
-    entry: str
-    psnr_val: float
-    psnr_test: float
-    runtime_ms: float
-    params_m: float
-    flops_g: float
-    acts_m: float
-    convs: int
-
-
-PUBLISHED: dict[str, Published] = {
-    "c16nla": Published("Aselsan", "IMDeception", 29.02, 28.73, 63.18, 0.317, 20.71, 206.06, 134),
-    "imdn": Published("NTIRE baseline", "IMDN", 29.13, 28.78, 50.86, 0.894, 58.53, 154.14, 43),
-    "imdn_nb7": Published("xilinxSR", "IMDN nb7", 29.05, 28.72, 48.20, 0.790, 51.76, 136.31, 38),
-    "rlfn": Published("ByteESR", "RLFN", 29.00, 28.72, 27.11, 0.317, 19.70, 80.05, 39),
-    "efdn": Published("NEESR", "EFDN", 29.01, 28.71, 29.97, 0.272, 16.86, 79.59, 59),
-}
 
 # Issue 17's earlier measurement: 2-core CPU, ONNX Runtime 2 threads, 256x256 input (ms, Mpx/s).
 ISSUE_17: dict[str, tuple[float, float]] = {
@@ -156,15 +137,14 @@ def import_ntire22(folder: Path, variants: Iterable[str], out: Path,
                    progress: Callable[[str], None] = print) -> dict[str, Path]:
     """The published checkpoints of ``variants`` (``folder``: the NTIRE 2022 ESR repository's
     model_zoo) in the project's weights format under ``out``; as ``imdsr weights import-ntire22``."""
-    from training.models.registry import get_variant
     from training.weights.ntire22 import CheckpointMismatch, import_file
 
     found: dict[str, Path] = {}
     for variant in variants:
         spec = get_variant(variant)
-        if spec.ntire22_checkpoint is None:
+        if spec.checkpoint is None:
             raise CheckpointMismatch(f"{variant} has no published NTIRE 2022 checkpoint")
-        src, dst = folder / spec.ntire22_checkpoint, out / f"{variant}.safetensors"
+        src, dst = folder / spec.checkpoint, out / f"{variant}.safetensors"
         imported, _ = import_file(src, spec.arch, dst)
         if imported != variant:
             raise CheckpointMismatch(f"{src} holds the {imported} structure, not {variant}")
@@ -244,13 +224,13 @@ def run_zoo(weights: dict[str, Path], *, command: str, threads: int = 2, repeats
     the gateway for the service figures)."""
     import torch
 
-    from bench.cli import _photo
+    from bench.photos import square_photo
     from bench.service import served_model_seconds
     from export.repo import ModelSource, write_repository
     from export.serving import load_serving
     from imdsr.imaging import codec
     from training.evaluate import evaluate_images, mean_row, skimage_photos
-    from training.models.registry import get_variant, triton_name
+    from training.models.registry import triton_name
     from training.summary import measure
     from training.weights.store import load_model
     from triton_host.python_backend.runtimes import RUNTIMES
@@ -265,7 +245,7 @@ def run_zoo(weights: dict[str, Path], *, command: str, threads: int = 2, repeats
         repo = work / "repo"
         write_repository(repo, "cpu", [ModelSource(v, weights[v]) for v in variants], cfg)
         progress(f"exported {len(variants)} models into one repository")
-        name, photo = _photo(SIZE)
+        name, photo = square_photo(SIZE)
         x = np.ascontiguousarray(photo.astype(np.float32).transpose(2, 0, 1)[None] / 255.0)
         photos = skimage_photos()
         seam_name, seam_photo = seams_image() if with_seams else ("", None)
@@ -420,9 +400,10 @@ def _comparisons(report: ZooReport) -> list[str]:
         "* **Counting.** Parameters, FLOPs (multiply-accumulates of every convolution plus one "
         "per element through an activation layer), activations (elements of every conv output) "
         "and convolutions are counted as the challenge counts them, at 256x256 "
-        "(`training/summary.py`; a unit test holds the peers to the table). Two conventions of "
-        "ours: a grouped convolution counts once (the published IMDeception stores each as 4 "
-        "convs: 134 in the table, 62 here), and IMDeception's attention matrix products are not "
+        "(`training/summary.py`; a unit test holds each model to its row, from the registry). "
+        "Two conventions of ours: a grouped convolution counts once (the published IMDeception "
+        "stores each as 4 convs: 134 in the table, 62 here), and IMDeception's attention matrix "
+        "products are not "
         "convolutions, so neither NTIRE's counter nor ours includes them"]
     att = rows.get("c16nla")
     if att and att.attention_macs:
@@ -486,8 +467,7 @@ def _best_contexts(report: ZooReport) -> str:
 
 
 def render(report: ZooReport, plot_file: str | None = None) -> str:
-    from training.models.registry import TILING
-
+    imdn, rlfn, efdn = (get_architecture(a).tiling for a in ("imdn", "rlfn", "efdn"))
     c1, *rest = report.clients
     c4 = rest[-1] if rest else c1
     lines = [
@@ -544,19 +524,19 @@ def render(report: ZooReport, plot_file: str | None = None) -> str:
                   "the CCA layer of the IMDN paper is not in the challenge baseline's block (and "
                   "NEESR's EFDN has its CCA commented out). Every IMDN operation is local, so its "
                   "tiles can be exact: the error falls to rounding as the context covers the "
-                  f"receptive field, and the registry uses context {TILING['imdn'].context} "
-                  f"(align {TILING['imdn'].align}). Issue 17 assumed "
+                  f"receptive field, and the registry uses context {imdn.context} "
+                  f"(align {imdn.align}). Issue 17 assumed "
                   "the IMDN baseline had the global channel attention and could not be tiled "
                   "exactly.",
                   "* RLFN's and EFDN's spatial attention (ESA) max-pools a strided projection and "
                   "resamples it bilinearly to the window's size, so each tile sees a differently "
                   "pooled and interpolated attention map: no context makes them exact. The service "
-                  f"therefore runs them as one window up to {TILING['rlfn'].whole_up_to} px a "
+                  f"therefore runs them as one window up to {rlfn.whole_up_to} px a "
                   "side (exactly whole-image "
                   "inference) and tiles larger images by the registry's rule (RLFN: context "
-                  f"{TILING['rlfn'].context}, align {TILING['rlfn'].align} = conv stride 2 x pool "
-                  f"stride 3; EFDN: context {TILING['efdn'].context}, align "
-                  f"{TILING['efdn'].align} = pool stride 7)." + _best_contexts(report),
+                  f"{rlfn.context}, align {rlfn.align} = conv stride 2 x pool "
+                  f"stride 3; EFDN: context {efdn.context}, align "
+                  f"{efdn.align} = pool stride 7)." + _best_contexts(report),
                   "* IMDeception's block attention works on a fixed 32-px grid: windows aligned to "
                   "32 with 32 px of context reproduce whole-image inference to float rounding "
                   "(docs/PERFORMANCE.md, \"Tiling\").", ""]

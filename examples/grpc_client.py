@@ -20,6 +20,7 @@ from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT, INPUT_NAME, OUTPU
 from imdsr.imaging.codec import decode, default_format, encode, format_for_path
 from imdsr.imaging.pipeline import upscale_sync
 from imdsr.imaging.tiling import DEFAULT_TILE
+from imdsr.imaging.windows import TileTooLargeError, WindowTooSmallError, choose_tile
 from service.model_traits import ModelTraits
 from training.models.registry import triton_name as triton_model_name
 
@@ -43,7 +44,9 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--url", default=f"127.0.0.1:{DEFAULT_GRPC_PORT}", help="Triton gRPC")
     parser.add_argument("--model", default=DEFAULT_VARIANT)
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
+    parser.add_argument("--tile", type=int, default=None,
+                        help=f"tile core in LR px; 0: the whole image (default: {DEFAULT_TILE}, "
+                        "shrunk to the model's window limit)")
     parser.add_argument("--context", type=int, default=None,
                         help="LR px around each tile (default: the model's, from its config)")
     parser.add_argument("--in-flight", type=int, default=4, help="tiles sent at once")
@@ -57,7 +60,10 @@ def main() -> None:
     name = triton_model_name(args.model)
     traits = ModelTraits.from_config(name, client.get_model_config(name, as_json=True)["config"])
     rule = traits.with_context(args.context)
-    tile = rule.whole_tile(picture.height, picture.width) or rule.tile(args.tile)
+    try:  # the gateway's own choice, so no window goes out that the model's engine refuses
+        tile = choose_tile(rule, traits.limits, picture.height, picture.width, requested=args.tile)
+    except (TileTooLargeError, WindowTooSmallError) as exc:
+        raise SystemExit(str(exc)) from exc
     result = upscale_sync(picture, make_infer(client, args.model), tile=tile, rule=rule,
                           in_flight=args.in_flight).picture
     fmt = format_for_path(args.output) or default_format(picture.source_format)

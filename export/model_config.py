@@ -23,6 +23,7 @@ from imdsr.contract import (
     OUTPUT_NAME,
     OUTPUT_U8_NAME,
     PARAMS_PARAM,
+    SECONDS_PER_MPX_PARAM,
     WEIGHTS_PARAM,
     WHOLE_PARAM,
     WIRE_DTYPE,
@@ -97,8 +98,9 @@ def _native_params(runtime: str, threads: int) -> dict[str, str]:
     return {"intra_op_thread_count": str(threads), "inter_op_thread_count": "1"}
 
 
-def _describe(variant: str, max_window: int, engine_bound: bool) -> dict[str, str]:
-    """What the gateway learns from the config: architecture, size, and the tiling rule.
+def _describe(variant: str, max_window: int, engine_bound: bool, cpu: bool) -> dict[str, str]:
+    """What the gateway learns from the config: architecture, size, the tiling rule and (cpu)
+    the starting admission rate, all from the variant's registry entry.
 
     A model that runs whole images larger than the configured window (RLFN, EFDN) accepts windows
     up to that size on runtimes that take any shape; TensorRT engines stay bound to their profile.
@@ -109,7 +111,7 @@ def _describe(variant: str, max_window: int, engine_bound: bool) -> dict[str, st
         max_window = max(max_window, rule.whole_up_to)
     # The registry's static figures: the server images export repositories without torch.
     params, flops = spec.params, spec.flops
-    return {
+    described = {
         MAX_WINDOW_PARAM: str(max_window),
         ARCH_PARAM: spec.arch,
         PARAMS_PARAM: str(params),
@@ -119,6 +121,11 @@ def _describe(variant: str, max_window: int, engine_bound: bool) -> dict[str, st
         MIN_WINDOW_PARAM: str(rule.min_side),
         WHOLE_PARAM: str(min(rule.whole_up_to, max_window)),
     }
+    # The registry's rate is a CPU figure: an accelerator's repository publishes none, so its
+    # gateway starts from its own settings (k8s overlays) rather than from a CPU's speed.
+    if cpu and spec.seconds_per_mpx is not None:
+        described[SECONDS_PER_MPX_PARAM] = str(spec.seconds_per_mpx)
+    return described
 
 
 def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype: str = WIRE_DTYPE,
@@ -185,7 +192,7 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
         }
     # The largest window this model accepts (the TensorRT profile's max on gpu/jetson): the
     # gateway reads it from Triton and never sends more (imdsr/imaging/windows.py).
-    params.update(_describe(variant, cfg.window_limits().max_side, engines))
+    params.update(_describe(variant, cfg.window_limits().max_side, engines, target == "cpu"))
     if weights_sha256:
         params[WEIGHTS_PARAM] = weights_sha256
     msg["parameters"] = _params(params)

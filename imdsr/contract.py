@@ -33,6 +33,10 @@ CONTEXT_PARAM = "imdsr_context"
 ALIGN_PARAM = "imdsr_align"
 MIN_WINDOW_PARAM = "imdsr_min_window"
 WHOLE_PARAM = "imdsr_whole_up_to"
+# config.pbtxt parameter (cpu target): admission's starting estimate, model seconds per output
+# megapixel, until the gateway has learnt the model's own (service/admission.py). Measured or
+# derived on the CPU the project ships for; absent elsewhere (the gateway's settings decide).
+SECONDS_PER_MPX_PARAM = "imdsr_seconds_per_mpx"
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001

@@ -32,6 +32,7 @@ from imdsr.contract import SCALE
 from imdsr.imaging.tiling import TilePlan
 from service.errors import ImageTooLargeError, TooManyRequestsError
 from service.metrics import ADMITTED_BYTES, ADMITTED_SECONDS, REJECTED
+from service.settings import Settings
 
 # Only this share of a deadline is planned for: estimates are estimates, and a loaded backend is
 # slower per tile than the lone requests the rate is learnt from.
@@ -43,6 +44,9 @@ HELD_PER_OUTPUT_BYTE = 2.5
 # cgroup v2, then v1: the container's memory limit.
 CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
 NO_LIMIT = 1 << 60
+# Without IMDSR_MEMORY_BUDGET_BYTES: this share of the container's memory limit, else 4 GiB.
+MEMORY_SHARE_OF_LIMIT = 0.6
+DEFAULT_MEMORY_BUDGET = 4 << 30
 
 
 def cgroup_memory_limit() -> int | None:
@@ -55,6 +59,14 @@ def cgroup_memory_limit() -> int | None:
         if text.isdigit() and int(text) < NO_LIMIT:
             return int(text)
     return None
+
+
+def memory_budget(settings: Settings) -> int:
+    """The bytes admitted requests may hold: the configured budget, else a share of the container's."""
+    if settings.memory_budget_bytes is not None:
+        return settings.memory_budget_bytes
+    limit = cgroup_memory_limit()
+    return int(limit * MEMORY_SHARE_OF_LIMIT) if limit else DEFAULT_MEMORY_BUDGET
 
 
 # The learnt seconds per megapixel follow a slower measurement at once and a faster one by this
@@ -115,6 +127,14 @@ class WorkAdmission:
         self.active = 0
         self.rates: dict[str, float] = {}  # learnt seconds per output megapixel, by model
         self.tile_seconds = 0.0  # estimated Triton seconds of the tiles sent and not answered
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkAdmission:
+        """The gateway's admission: deadlines, budget and parallelism as configured."""
+        return cls(tile_deadline_s=settings.triton_timeout_s,
+                   request_deadline_s=settings.request_timeout_s,
+                   memory_budget=memory_budget(settings), parallelism=settings.triton_parallelism,
+                   in_flight=settings.tiles_in_flight, retry_after_s=settings.retry_after_s)
 
     def rate(self, model: str, default: float) -> float:
         return self.rates.get(model, default)

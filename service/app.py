@@ -15,9 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from service import errors
 from service.admission import WorkAdmission
 from service.api import EXPOSED_HEADERS, open_router, router
-from service.limits import ConcurrencyLimit
+from service.formats_api import router as formats_router
 from service.observe import RequestMetrics
-from service.settings import Settings, get_settings, memory_budget
+from service.settings import Settings, get_settings
+from service.slots import RequestSlots
 from service.triton_client import TritonClient
 
 DESCRIPTION = """
@@ -61,11 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="imdsr", version=_version(), description=DESCRIPTION,
                   lifespan=lifespan)
-    app.state.limit = ConcurrencyLimit(settings.max_concurrent_requests, settings.retry_after_s)
-    app.state.admission = WorkAdmission(
-        tile_deadline_s=settings.triton_timeout_s, request_deadline_s=settings.request_timeout_s,
-        memory_budget=memory_budget(settings), parallelism=settings.triton_parallelism,
-        in_flight=settings.tiles_in_flight, retry_after_s=settings.retry_after_s)
+    app.state.slots = RequestSlots(settings.max_concurrent_requests, settings.retry_after_s)
+    app.state.admission = WorkAdmission.from_settings(settings)
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     if settings.cors_origins:  # off unless origins are listed: browsers then call the API directly
@@ -76,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
     app.include_router(router)
     app.include_router(open_router)
+    app.include_router(formats_router)  # GET /formats, open like /healthz
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

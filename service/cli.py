@@ -1,14 +1,15 @@
 """``imdsr serve`` (Triton + gateway), ``imdsr gateway``, ``imdsr upscale``.
 
 Heavy imports (uvicorn, the app) happen inside the commands, so that ``imdsr --help`` stays fast;
-nothing here imports torch, training or export.
+nothing here imports torch, training or export. The choices of ``imdsr upscale`` are the enums of
+``POST /upscale`` themselves (codec, geometry, pipeline: numpy and Pillow, ~50 ms at start-up), so
+they cannot drift from what the gateway takes.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -22,6 +23,10 @@ from imdsr.contract import (
     DEFAULT_METRICS_PORT,
     DEFAULT_VARIANT,
 )
+from imdsr.imaging.codec import FORMATS, Metadata, OutputFormat, PngMode
+from imdsr.imaging.geometry import Fit
+from imdsr.imaging.pipeline import AlphaMode
+from imdsr.imaging.tiling import ALIGN
 from triton_host.cli import DEFAULT_REPO, RepoOpt
 from triton_host.launcher import RestartPolicy  # stdlib only
 
@@ -164,21 +169,25 @@ def gateway(host: HostOpt = "127.0.0.1", port: PortOpt = DEFAULT_GATEWAY_PORT) -
     _run_gateway(host, port)
 
 
-class FitMode(StrEnum):
-    """How --width and --height together shape the result (the gateway's ``fit``)."""
+# The bounds of POST /upscale's numbers (service/schemas.py UpscaleOptions; its pydantic import is
+# too slow for `imdsr --help`): tests/unit/test_upscale_vocabulary.py checks them against it.
+MAX_SIDE_PX = 65535
+MAX_OUTSCALE = 16.0
+MAX_TILE = 2048
+# "JPEG/WebP/AVIF": the formats --quality applies to
+_LOSSY = "/".join(spec.label for spec in FORMATS.values() if spec.quality is not None)
 
-    INSIDE = "inside"
-    COVER = "cover"
-    FILL = "fill"
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not value > 0:  # typer's ranges are closed: 0 itself would pass
+        raise typer.BadParameter(f"{value} is not greater than 0")
+    return value
 
 
-class FormatChoice(StrEnum):
-    """The gateway's output formats (``format``)."""
-
-    PNG = "png"
-    JPEG = "jpeg"
-    WEBP = "webp"
-    AVIF = "avif"
+def _tile_multiple(value: int | None) -> int | None:
+    if value is not None and value % ALIGN:
+        raise typer.BadParameter(f"{value} is not a multiple of {ALIGN}")
+    return value
 
 
 def upscale(
@@ -198,19 +207,34 @@ def upscale(
         help="redo outputs already there (default: skip any that exists and is not empty)")] = False,
     model: Annotated[str | None, typer.Option(help=f"variant (server default: "
                                                    f"{DEFAULT_VARIANT})")] = None,
-    fmt: Annotated[FormatChoice | None, typer.Option(
+    fmt: Annotated[OutputFormat | None, typer.Option(
         "--format", case_sensitive=False,
         help="output format (default: from -o's suffix for one file, else the gateway's: "
              "the input's family)")] = None,
     width: Annotated[int | None, typer.Option(
-        min=1, help="final width in px (alone: the aspect ratio is kept)")] = None,
+        min=1, max=MAX_SIDE_PX, help="final width in px (alone: the aspect ratio is kept)")] = None,
     height: Annotated[int | None, typer.Option(
-        min=1, help="final height in px (alone: the aspect ratio is kept)")] = None,
-    fit: Annotated[FitMode | None, typer.Option(
+        min=1, max=MAX_SIDE_PX, help="final height in px (alone: the aspect ratio is kept)")] = None,
+    fit: Annotated[Fit | None, typer.Option(
         case_sensitive=False, help="with --width and --height: inside (within the box), cover "
         "(fills it, centred crop), fill (stretched to it); server default: inside")] = None,
-    outscale: Annotated[float | None, typer.Option(help="final scale, e.g. 2 or 3.5")] = None,
-    quality: Annotated[int | None, typer.Option(min=1, max=100, help="JPEG/WebP/AVIF quality")] = None,
+    outscale: Annotated[float | None, typer.Option(
+        max=MAX_OUTSCALE, callback=_positive, help="final scale, e.g. 2 or 3.5")] = None,
+    quality: Annotated[int | None, typer.Option(
+        min=1, max=100, help=f"{_LOSSY} quality (server default: its own per format)")] = None,
+    png: Annotated[PngMode | None, typer.Option(
+        case_sensitive=False, help="PNG compression: fast (server default) or small (the "
+        "smallest file; slow)")] = None,
+    metadata: Annotated[Metadata | None, typer.Option(
+        case_sensitive=False, help="keep (server default): EXIF, XMP and ICC where the format "
+        "holds them; strip: the ICC profile only")] = None,
+    alpha: Annotated[AlphaMode | None, typer.Option(
+        case_sensitive=False, help="transparency: through the network (model, server default: "
+        "sharp edges, twice the work) or bicubic")] = None,
+    tile: Annotated[int | None, typer.Option(
+        min=ALIGN, max=MAX_TILE, callback=_tile_multiple,
+        help=f"tile core in input px, a multiple of {ALIGN} (server default: its own); one too "
+             "large for the model fails with the largest that fits")] = None,
     api_key: Annotated[str | None, typer.Option(
         envvar="IMDSR_API_KEY", help="sent as X-API-Key (gateways with IMDSR_API_KEYS)")] = None,
     retries: Annotated[int, typer.Option(
@@ -227,9 +251,9 @@ def upscale(
     if is_output_file(output) and not single_file:
         raise typer.BadParameter(f"{output} names a file, but the inputs are not one file: "
                                  "give a folder", param_hint="'-o' / '--output'")
-    params = UpscaleParams(model=model, fmt=fmt.value if fmt else None, width=width, height=height,
-                           fit=fit.value if fit else None, outscale=outscale, quality=quality,
-                           api_key=api_key)
+    params = UpscaleParams(model=model, format=fmt, quality=quality, png=png, outscale=outscale,
+                           width=width, height=height, fit=fit, metadata=metadata, alpha=alpha,
+                           tile=tile, api_key=api_key)
     summary = upscale_paths(url, paths, output, params, recursive=recursive, in_flight=jobs,
                             overwrite=overwrite, retries=retries)
     if len(summary.done) == 1 and not summary.skipped and not summary.failed:

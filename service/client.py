@@ -16,13 +16,13 @@ import mimetypes
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import httpx
 from tqdm import tqdm
 
-from imdsr.imaging.codec import OutputFormat, format_for_path
+from imdsr.imaging.codec import OutputFormat, default_format_for_path, format_for_path
 
 # What counts as an image in a folder (by suffix, lower-cased); a file named on the command line is
 # sent whatever its suffix, and the gateway decides.
@@ -31,9 +31,6 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", "
 OUTPUT_TAG = "_x4"
 RETRY_STATUSES = frozenset({429, 503})
 
-# The gateway's output formats: the file extension each is written with, and back.
-# HEIC/HEIF inputs come back as JPEG (the gateway encodes no HEIC; lossy stays lossy).
-_HEIF_SUFFIXES = (".heic", ".heif")
 # Upload media types Python's mimetypes may not know.
 _UPLOAD_TYPES = {".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif",
                  ".webp": "image/webp", ".bmp": "image/bmp"}
@@ -48,24 +45,28 @@ class UpscaleFailed(RuntimeError):  # noqa: N818 - reads as what happened
 
 @dataclass(frozen=True)
 class UpscaleParams:
-    """The query parameters of ``POST /upscale``; only those given are sent."""
+    """The query parameters of ``POST /upscale``, one per field of the gateway's
+    ``UpscaleOptions`` and by the same name (tests/unit/test_upscale_vocabulary.py holds the two
+    together); None is not sent: the gateway's default. Enum values go as their strings."""
 
     model: str | None = None
-    fmt: str | None = None
+    format: str | None = None
+    quality: int | None = None
+    png: str | None = None
+    outscale: float | None = None
     width: int | None = None
     height: int | None = None
     fit: str | None = None
-    outscale: float | None = None
-    quality: int | None = None
+    metadata: str | None = None
+    alpha: str | None = None
+    tile: int | None = None
     api_key: str | None = None  # sent as X-API-Key, never in the URL
 
     def headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key} if self.api_key else {}
 
     def query(self) -> dict[str, str | int | float]:
-        named = {"model": self.model, "format": self.fmt, "width": self.width,
-                 "height": self.height, "fit": self.fit, "outscale": self.outscale,
-                 "quality": self.quality}
+        named = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
         return {k: v for k, v in named.items() if v is not None}
 
 
@@ -131,22 +132,15 @@ def find_images(root: Path, *, recursive: bool, exclude: Path | None = None) -> 
 
 def output_suffix(source: Path, fmt: str | None) -> str:
     """The extension of ``source``'s result: ``fmt``'s, else what the gateway answers by default
-    (the codec's rule: lossy stays lossy, JPEG/WebP/AVIF keep their family, HEIC becomes JPEG,
-    everything else PNG)."""
+    (the codec's rule, from the suffix: lossy stays lossy, HEIC becomes JPEG, everything else
+    PNG). A wrong guess is corrected from the answer's Content-Type (``upscale_job``)."""
     chosen = OutputFormat.named(fmt) if fmt else None
-    if chosen is None:
-        heif = source.suffix.lower() in _HEIF_SUFFIXES
-        chosen = OutputFormat.JPEG if heif else (format_for_path(source) or OutputFormat.PNG)
-    return _extension(chosen)
+    return (chosen or default_format_for_path(source)).suffix
 
 
 def output_name(source: Path, fmt: str | None) -> str:
     """``photo.jpg`` -> ``photo_x4.jpg`` (``photo_x4.webp`` with ``fmt="webp"``)."""
     return f"{source.stem}{OUTPUT_TAG}{output_suffix(source, fmt)}"
-
-
-def _extension(fmt: OutputFormat) -> str:
-    return ".jpg" if fmt is OutputFormat.JPEG else f".{fmt.value}"
 
 
 def _format_of_path(path: Path) -> str | None:
@@ -158,7 +152,7 @@ def suffix_for_content_type(content_type: str) -> str | None:
     media = content_type.split(";")[0].strip().lower()
     fmt = OutputFormat.named(media) if media.startswith("image/") else None
     if fmt is not None:
-        return _extension(fmt)
+        return fmt.suffix
     return mimetypes.guess_extension(media) if media else None
 
 
@@ -279,7 +273,7 @@ async def upscale_job(client: httpx.AsyncClient, url: str, job: Job, params: Ups
     content_type = response.headers.get("content-type", "")
     output = job.output
     suffix = suffix_for_content_type(content_type)
-    if not job.exact and params.fmt is None and suffix and suffix != output.suffix:
+    if not job.exact and params.format is None and suffix and suffix != output.suffix:
         output = output.with_suffix(suffix)  # the gateway chose another family than predicted
     await asyncio.to_thread(write_atomically, output, response.content)
     return Upscaled(job.source, output, content_type, dict(response.headers))
@@ -331,9 +325,9 @@ def upscale_paths(url: str, paths: Sequence[Path], out: Path, params: UpscalePar
                   progress: bool | None = None) -> UpscaleSummary:
     """Plan the files and folders in ``paths`` and upscale them all (see :func:`plan_jobs`)."""
     params = params or UpscaleParams()
-    jobs, clashes = plan_jobs(paths, out, recursive=recursive, fmt=params.fmt)
-    if jobs and jobs[0].exact and params.fmt is None:  # -o's suffix picks the format, as before
-        params = replace(params, fmt=_format_of_path(out))
+    jobs, clashes = plan_jobs(paths, out, recursive=recursive, fmt=params.format)
+    if jobs and jobs[0].exact and params.format is None:  # -o's suffix picks the format, as before
+        params = replace(params, format=_format_of_path(out))
     summary = asyncio.run(upscale_jobs(url, jobs, params, in_flight=in_flight, overwrite=overwrite,
                                        retries=retries, retry_cap_s=retry_cap_s, timeout_s=timeout_s,
                                        progress=progress))

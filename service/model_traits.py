@@ -6,7 +6,9 @@ the gateway learns a new architecture's tiling from Triton alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imdsr.contract import (
     ALIGN_PARAM,
@@ -16,16 +18,29 @@ from imdsr.contract import (
     MAX_WINDOW_PARAM,
     MIN_WINDOW_PARAM,
     PARAMS_PARAM,
+    SECONDS_PER_MPX_PARAM,
     WEIGHTS_PARAM,
     WHOLE_PARAM,
 )
 from imdsr.imaging.tiling import TilingRule
 from imdsr.imaging.windows import WindowLimits
 
+if TYPE_CHECKING:
+    from service.settings import Settings
+
 
 def _int(params: dict, key: str) -> int | None:
     value = params.get(key, {}).get("string_value", "")
     return int(value) if value.isdigit() else None
+
+
+def _positive(params: dict, key: str) -> float | None:
+    try:
+        value = float(params.get(key, {}).get("string_value", ""))
+    except ValueError:
+        return None
+    # 0 or less would admit anything, infinity nothing: such a figure is no rate at all
+    return value if 0 < value < math.inf else None
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,7 @@ class ModelTraits:
     arch: str | None = None
     params: int | None = None
     flops: int | None = None
+    seconds_per_mpx: float | None = None  # admission's starting rate; None: the model publishes none
 
     @classmethod
     def from_config(cls, triton_name: str, config: dict) -> ModelTraits:
@@ -62,6 +78,7 @@ class ModelTraits:
             arch=arch,
             params=_int(params, PARAMS_PARAM),
             flops=_int(params, FLOPS_PARAM),
+            seconds_per_mpx=_positive(params, SECONDS_PER_MPX_PARAM),
         )
 
     def with_context(self, context: int | None) -> TilingRule:
@@ -71,3 +88,11 @@ class ModelTraits:
             return self.rule
         a = self.rule.align
         return TilingRule(-(-context // a) * a, a, self.rule.min_side, self.rule.whole_up_to)
+
+
+def starting_rate(variant: str, traits: ModelTraits, settings: Settings) -> float:
+    """Seconds per output Mpx that admission assumes for ``variant`` until it has learnt its own:
+    the operator's override (IMDSR_SECONDS_PER_MPX), else the rate the model publishes in its
+    config.pbtxt (its registry entry's, written by export), else the settings' default."""
+    published = traits.seconds_per_mpx or settings.default_seconds_per_mpx
+    return settings.seconds_per_mpx.get(variant, published)

@@ -6,10 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from imdsr.imaging.codec import Metadata, OutputFormat, PngMode
+from imdsr.imaging.codec import FORMATS, Metadata, OutputFormat, PngMode
 from imdsr.imaging.geometry import Fit
 from imdsr.imaging.pipeline import AlphaMode
 from imdsr.imaging.tiling import ALIGN
+
+# "JPEG/WebP/AVIF": the formats `quality` applies to, from the codec's table
+_LOSSY = "/".join(spec.label for spec in FORMATS.values() if spec.quality is not None)
 
 
 class UpscaleOptions(BaseModel):
@@ -20,7 +23,8 @@ class UpscaleOptions(BaseModel):
                               pattern=r"^[a-z0-9_]{1,64}$")
     format: OutputFormat | None = Field(None, description="default: same family as the input, "
                                         "or the Accept header's choice")
-    quality: int | None = Field(None, ge=1, le=100, description="JPEG/WebP/AVIF quality")
+    quality: int | None = Field(None, ge=1, le=100, description=f"{_LOSSY} quality (default: "
+                                "the gateway's, GET /formats)")
     png: PngMode | None = Field(None, description="PNG compression: fast (default, ~10x faster "
                                 "than zlib's default at about its size) or small (smallest, slow)")
     # allow_inf_nan=False: NaN and inf were refused (422) only because no comparison holds for NaN,
@@ -54,6 +58,22 @@ class UpscaleOptions(BaseModel):
     def output_options(self) -> dict[str, object]:
         """What shapes the output bytes (the ETag's part of the request); ``tile`` does not."""
         return self.model_dump(exclude={"tile"}, mode="json")
+
+
+class FormatInfo(BaseModel):
+    name: OutputFormat = Field(description="the value `format=` takes")
+    label: str = Field(description="as people write it, e.g. WebP")
+    content_type: str = Field(description="the answer's Content-Type")
+    extension: str = Field(description="what a file of it is named with, without the dot")
+    quality: int | None = Field(description="this gateway's quality when a request names none; "
+                                "null: lossless (PNG)")
+    max_side: int | None = Field(description="the largest side it holds (larger outputs: 413); "
+                                 "null: no limit below the pixel limits")
+    animated: bool = Field(description="holds an animation (animated inputs keep their frames)")
+
+
+class FormatList(BaseModel):
+    formats: list[FormatInfo]
 
 
 class ErrorBody(BaseModel):

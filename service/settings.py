@@ -12,11 +12,6 @@ from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT
 from imdsr.imaging.codec import DEFAULT_QUALITY, OutputFormat, PngMode
 from imdsr.imaging.tiling import ALIGN, DEFAULT_TILE
 
-# `seconds_per_mpx` defaults (docs/RELIABILITY.md: how they were measured).
-MEASURED_SECONDS_PER_MPX = {"c16nla": 0.30, "c12": 0.17, "c8": 0.11, "c4nla": 0.065, "c4": 0.06}
-MEMORY_SHARE_OF_LIMIT = 0.6
-DEFAULT_MEMORY_BUDGET = 4 << 30
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMDSR_", env_file=None, extra="ignore")
@@ -44,11 +39,13 @@ class Settings(BaseSettings):
     max_frames: int = Field(100, ge=1)
     request_timeout_s: float = Field(300.0, gt=0)
     max_concurrent_requests: int = Field(16, ge=1)
-    # Admission by work (service/admission.py): model seconds per output megapixel, measured with
-    # the shipped repository (OpenVINO, 2 threads, 320-px windows) on the 2-core CPU this project
-    # ships for; a GPU deployment sets its own (IMDSR_SECONDS_PER_MPX='{"c16nla": 0.01}').
-    seconds_per_mpx: dict[str, float] = Field(default_factory=lambda: dict(MEASURED_SECONDS_PER_MPX))
-    default_seconds_per_mpx: float = Field(0.30, gt=0, description="for a model not listed above")
+    # Admission by work (service/admission.py): model seconds per output megapixel to start from,
+    # until a model's own is learnt. Each served model publishes its rate in its config.pbtxt (its
+    # registry entry's, measured on the 2-core CPU this project ships for: cpu repositories only);
+    # this map overrides it per model, e.g. where an accelerator serves
+    # (IMDSR_SECONDS_PER_MPX='{"c16nla": 0.01}'), and the default is for a model that publishes none.
+    seconds_per_mpx: dict[str, float] = Field(default_factory=dict)
+    default_seconds_per_mpx: float = Field(0.30, gt=0, description="for a model that publishes no rate")
     triton_parallelism: int = Field(1, ge=1, description="model executions Triton runs at once")
     # Default: 60% of the container's memory limit (cgroup), else 4 GiB.
     memory_budget_bytes: int | None = Field(None, gt=0)
@@ -77,14 +74,11 @@ class Settings(BaseSettings):
     avif_quality: int = Field(DEFAULT_QUALITY[OutputFormat.AVIF], ge=1, le=100)
     png: PngMode = Field(PngMode.FAST, description="PNG compression unless a request says: fast | small")
 
-
-def memory_budget(settings: Settings) -> int:
-    from service.admission import cgroup_memory_limit
-
-    if settings.memory_budget_bytes is not None:
-        return settings.memory_budget_bytes
-    limit = cgroup_memory_limit()
-    return int(limit * MEMORY_SHARE_OF_LIMIT) if limit else DEFAULT_MEMORY_BUDGET
+    def quality_for(self, fmt: OutputFormat) -> int | None:
+        """The quality of an answer in ``fmt`` when the request names none: its ``<format>_quality``
+        field (one per lossy format of the codec's table; tests/unit/test_codec_format_table.py
+        checks that each has one); None for a lossless format."""
+        return getattr(self, f"{fmt.value}_quality") if fmt.lossy else None
 
 
 @lru_cache

@@ -9,7 +9,8 @@ import typer
 
 from imdsr.cli_support import fail
 from imdsr.contract import DEFAULT_VARIANT, SCALE
-from training.models.registry import ARCHS, VARIANTS, list_variants
+from imdsr.imaging.codec import OutputFormat
+from training.models.registry import ARCHITECTURES, VARIANTS, list_variants
 
 weights_app = typer.Typer(help="Weights files: import the published checkpoint, inspect.",
                           no_args_is_help=True)
@@ -28,13 +29,13 @@ def import_ntire22(
     src: Annotated[Path, typer.Argument(help="a published checkpoint of the NTIRE 2022 ESR repository "
                                         "(model_zoo/*.pth: a plain PyTorch state_dict)")],
     dst: Annotated[Path, typer.Argument(help="output .safetensors file")],
-    arch: Annotated[str, typer.Option(help="architecture: " + ", ".join(ARCHS))] = "imdeception",
+    arch: Annotated[str, typer.Option(help="architecture: " + ", ".join(ARCHITECTURES))] = "imdeception",
 ) -> None:
     """Convert a published NTIRE 2022 checkpoint (IMDeception or a peer) into the project's format."""
     from training.weights.ntire22 import CheckpointMismatch, import_file
 
-    if arch not in ARCHS:
-        raise fail(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
+    if arch not in ARCHITECTURES:
+        raise fail(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     if not src.is_file():
         raise fail(f"checkpoint not found: {src}")
     try:
@@ -63,32 +64,39 @@ def summary(
     height: int = 256,
     width: int = 256,
 ) -> None:
-    """Parameters, FLOPs, activations and conv layers of every variant, next to the paper's."""
+    """Parameters, FLOPs, activations and conv layers of every variant, next to the published ones."""
     from training.models import create_model
-    from training.summary import measure
+    from training.summary import against_challenge, measure
 
     typer.echo(f"Input {height}x{width} (LR), x4. FLOPs = conv MACs + one per activated element "
-               "(NTIRE 2022 convention); Acts = elements of all conv outputs.")
+               "(NTIRE 2022 convention); Acts = elements of all conv outputs; #conv counts a "
+               "grouped conv once.")
     header = (f"{'variant':8} {'arch':11} {'params':>9} {'paper':>9} {'FLOPs[G]':>9} {'Acts[M]':>8} "
               f"{'attnMAC[G]':>10} {'#conv':>6}")
     typer.echo(header)
     typer.echo("-" * len(header))
+    notes = []
     for name, spec in VARIANTS.items():
         c = measure(create_model(name), height, width)
         paper = f"{spec.paper_params:,}" if spec.paper_params else "-"
         typer.echo(f"{name:8} {spec.arch:11} {c.params:>9,} {paper:>9} {c.flops / 1e9:>9.2f} "
                    f"{c.conv_output_elems / 1e6:>8.1f} {c.attention_macs / 1e9:>10.3f} {c.n_conv:>6}")
-    typer.echo(
-        "\nNotes: the peers (imdn, imdn_nb7, rlfn, efdn) match the NTIRE 2022 ESR report's params, "
-        "FLOPs, activations and #conv exactly. c16nla matches the published 316,552 parameters "
-        "exactly. The paper's smaller cores (12, 8, 4) report 198K, 113K and 57K parameters "
-        "with attention; scaling C in the "
-        "published structure gives fewer (c12/c8 here have no attention; c4nla has 25,918), so "
-        "the paper's small models must have differed in more than C. #conv counts a grouped "
-        "conv once (the published checkpoint stores it as 4 convs: 134 layers for c16nla, the "
-        "challenge table's count). c16nla's 20.71 G FLOPs and 206.0 M activations are the "
-        "challenge table's (NTIRE 2022 ESR report: 20.71 G, 206.06 M)."
-    )
+        if spec.paper_params and spec.paper_params != c.params:
+            notes.append(f"{name}: the paper reports {spec.paper_params:,} parameters; the "
+                         f"structure built here has {c.params:,}.")
+        row = spec.challenge
+        if row is not None and (height, width) == (256, 256):
+            differ = against_challenge(c, spec)
+            split = (f"; its #conv, {row.convs}, counts each group of a grouped conv, as the "
+                     "published code computes them" if spec.architecture.published_splits_groups
+                     else "")
+            notes.append(f"{name}: " + ("; ".join(differ) if differ else "params, FLOPs, activations "
+                         "and #conv match") + f" the NTIRE 2022 ESR table ({row.team} {row.entry}"
+                         f"{split}).")
+    if (height, width) != (256, 256):
+        notes.append("The NTIRE 2022 ESR table counts at 256x256: run at the default size to "
+                     "compare with it.")
+    typer.echo("\nNotes:\n" + "\n".join(f"* {n}" for n in notes))
 
 
 def infer(
@@ -100,7 +108,8 @@ def infer(
     tile: Annotated[int, typer.Option(help="tile core in LR px (rounded down to the model's alignment); "
                                       "0 = whole image")] = 256,
     fmt: Annotated[str | None, typer.Option(
-        "--format", help="png, jpeg or webp (default: the gateway's: same family as the input)")] = None,
+        "--format", help=f"{', '.join(OutputFormat)} (default: the gateway's: same family as the "
+                         "input)")] = None,
     outscale: Annotated[float | None, typer.Option(help="final scale, e.g. 2 or 3.5 (x4 then Lanczos)")
                         ] = None,
 ) -> None:
@@ -115,7 +124,7 @@ def infer(
         raise typer.BadParameter(f"--tile {tile} must be 0 (whole image) or positive")
     chosen = None if fmt is None else codec.OutputFormat.named(fmt)
     if fmt is not None and chosen is None:
-        raise typer.BadParameter(f"--format {fmt!r}: use png, jpeg or webp")
+        raise typer.BadParameter(f"--format {fmt!r}: use one of {', '.join(OutputFormat)}")
     if outscale is not None and not 0 < outscale <= 16:
         raise typer.BadParameter(f"--outscale {outscale} must be in (0, 16]")
     try:

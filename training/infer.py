@@ -6,7 +6,6 @@ Decoding, tiling, alpha, 16-bit, grey and ICC handling, and encoding are the gat
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,9 @@ import torch
 from imdsr.contract import SCALE
 from imdsr.imaging import codec
 from imdsr.imaging.geometry import final_size
-from imdsr.imaging.pipeline import SyncTileInfer, UpscaleResult, upscale_sync, whole_image_tile
+from imdsr.imaging.pipeline import SyncTileInfer, UpscaleResult, upscale_sync
 from imdsr.imaging.tiling import DEFAULT_TILE, TilingRule
+from imdsr.imaging.windows import choose_tile
 from training.weights.store import load_model
 
 # A local file may be as large as memory allows; the tiler bounds the model's share of it.
@@ -50,14 +50,10 @@ def upscale_picture(model: torch.nn.Module, picture: codec.Picture, device: torc
                     tile: int = DEFAULT_TILE, rule: TilingRule | None = None,
                     outscale: float | None = None) -> UpscaleResult:
     """x4 (or ``outscale``) of a decoded picture, tiles placed by the model's ``rule`` (default:
-    IMDeception's); ``tile=0`` runs the whole image at once, as does the rule where it says so."""
+    IMDeception's); ``tile=0`` runs the whole image at once, as does the rule where it says so.
+    The tile is the gateway's choice (``choose_tile``); PyTorch has no window limit."""
     rule = rule or TilingRule()
-    whole = rule.whole_tile(picture.height, picture.width)
-    if tile <= 0 or whole is not None:
-        tile = whole or whole_image_tile(max(picture.height, rule.min_side),
-                                         max(picture.width, rule.min_side))
-        rule = replace(rule, context=0)
-    tile = rule.tile(tile)
+    tile = choose_tile(rule, None, picture.height, picture.width, requested=tile)
     final = final_size(picture.height, picture.width, outscale=outscale)
     return upscale_sync(picture, torch_infer(model, device), tile=tile, rule=rule, final=final)
 

@@ -46,14 +46,29 @@ ORIENTATION_TAG = 274
 
 
 class OutputFormat(StrEnum):
+    """The formats answers are written in; what each one is and holds is its :data:`FORMATS` row."""
+
     PNG = "png"
     JPEG = "jpeg"
     WEBP = "webp"
     AVIF = "avif"
 
     @property
+    def spec(self) -> FormatSpec:
+        return FORMATS[self]
+
+    @property
     def content_type(self) -> str:
-        return f"image/{self.value}"
+        return FORMATS[self].media_type
+
+    @property
+    def suffix(self) -> str:
+        """The file suffix its files are written with (".jpg")."""
+        return f".{FORMATS[self].extension}"
+
+    @property
+    def lossy(self) -> bool:
+        return FORMATS[self].quality is not None
 
     @classmethod
     def named(cls, name: str) -> OutputFormat | None:
@@ -63,17 +78,54 @@ class OutputFormat(StrEnum):
         return _FORMAT_NAMES.get(key)
 
 
-_FORMAT_NAMES = {"png": OutputFormat.PNG, "jpeg": OutputFormat.JPEG, "jpg": OutputFormat.JPEG,
-                 "webp": OutputFormat.WEBP, "avif": OutputFormat.AVIF}
-# The largest side each format can hold (PNG's is 2^31 - 1: never the limit here). AVIF: libaom
-# encodes sides up to 65536, but libavif's readers (Pillow's, browsers') refuse a side over 32768
-# by default (AVIF_DEFAULT_IMAGE_DIMENSION_LIMIT; checked with Pillow 13 / libavif 1.4), so an AVIF
-# wider than that could be written but not opened.
-MAX_SIDE = {OutputFormat.JPEG: 65500, OutputFormat.WEBP: 16383, OutputFormat.AVIF: 32768}
-# Lossy quality when a request names none (the gateway's settings start from these). AVIF is on
-# Pillow's 0-100 scale (its default 75): 80 gave 45.4 dB PSNR at 44% of JPEG 92's bytes (46.2 dB) on
-# a 2048 x 2048 upscaled photo.
-DEFAULT_QUALITY = {OutputFormat.JPEG: 92, OutputFormat.WEBP: 90, OutputFormat.AVIF: 80}
+@dataclass(frozen=True)
+class FormatSpec:
+    """One output format: every fact of it that the codec, the gateway and the clients use.
+
+    ``quality`` None means lossless; ``max_side`` None, a side larger than anything served;
+    ``default_for``: Pillow's names of the input formats answered in this one when a request names
+    no format (lossy stays lossy, everything lossless becomes PNG)."""
+
+    label: str                   # as people write it ("WebP"): the web page's choice
+    media_type: str              # the answer's Content-Type
+    extension: str               # what its files are named with, without the dot ("jpg")
+    writer: str                  # Pillow's name of its encoder
+    quality: int | None          # the lossy quality when a request names none
+    max_side: int | None         # the largest side it holds
+    animated: bool               # holds an animation
+    default_for: tuple[str, ...]
+
+
+# The one table of output formats; the codec's other tables below are views of it.
+# Qualities (the gateway's settings start from these): AVIF is on Pillow's 0-100 scale (its default
+# 75): 80 gave 45.4 dB PSNR at 44% of JPEG 92's bytes (46.2 dB) on a 2048 x 2048 upscaled photo.
+# Sides: PNG's is 2^31 - 1, never the limit here. AVIF: libaom encodes sides up to 65536, but
+# libavif's readers (Pillow's, browsers') refuse a side over 32768 by default
+# (AVIF_DEFAULT_IMAGE_DIMENSION_LIMIT; checked with Pillow 13 / libavif 1.4), so an AVIF wider than
+# that could be written but not opened. Animation: WebP, and PNG as APNG.
+# HEIC (lossy, and not written here) comes back as JPEG.
+FORMATS: dict[OutputFormat, FormatSpec] = {
+    OutputFormat.PNG: FormatSpec(
+        label="PNG", media_type="image/png", extension="png", writer="PNG", quality=None,
+        max_side=None, animated=True, default_for=("PNG", "BMP", "DIB", "TIFF", "GIF")),
+    OutputFormat.JPEG: FormatSpec(
+        label="JPEG", media_type="image/jpeg", extension="jpg", writer="JPEG", quality=92,
+        max_side=65500, animated=False, default_for=("JPEG", "MPO", "HEIF")),
+    OutputFormat.WEBP: FormatSpec(
+        label="WebP", media_type="image/webp", extension="webp", writer="WEBP", quality=90,
+        max_side=16383, animated=True, default_for=("WEBP",)),
+    OutputFormat.AVIF: FormatSpec(
+        label="AVIF", media_type="image/avif", extension="avif", writer="AVIF", quality=80,
+        max_side=32768, animated=False, default_for=("AVIF",)),
+}
+# what OutputFormat.named takes: the name and the file extension ("jpeg", "jpg")
+_FORMAT_NAMES = {name: fmt for fmt, spec in FORMATS.items() for name in (fmt.value, spec.extension)}
+MAX_SIDE = {fmt: spec.max_side for fmt, spec in FORMATS.items() if spec.max_side is not None}
+# Lossy quality when a request names none (lossy formats only).
+DEFAULT_QUALITY = {fmt: spec.quality for fmt, spec in FORMATS.items() if spec.quality is not None}
+# Output formats that hold an animation, with Pillow's writer names.
+ANIMATED_FORMATS = {fmt: spec.writer for fmt, spec in FORMATS.items() if spec.animated}
+_DEFAULT_FOR = {source: fmt for fmt, spec in FORMATS.items() for source in spec.default_for}
 # libaom speed (0 slowest .. 10): Pillow's default. The same 4-Mpixel photo on 2 cores: 6 ->
 # 1.1-1.3 s, 224 KiB; 8 -> 0.5 s, 258 KiB; 9 -> 0.2 s, 269 KiB.
 AVIF_SPEED = 6
@@ -159,10 +211,6 @@ class Picture:
 
 # ---------------------------------------------------------------------------------------------
 # Decoding
-
-
-# Output formats that hold an animation (WebP, and PNG as APNG), with Pillow's writer names.
-ANIMATED_FORMATS = {OutputFormat.WEBP: "WEBP", OutputFormat.PNG: "PNG"}
 
 
 @dataclass(frozen=True)
@@ -499,10 +547,16 @@ def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
 
 
 def default_format(source_format: str) -> OutputFormat:
-    """Same family as the input: lossy stays lossy, everything lossless becomes PNG. HEIC (lossy,
-    and not written here) becomes JPEG."""
-    return {"JPEG": OutputFormat.JPEG, "MPO": OutputFormat.JPEG, "WEBP": OutputFormat.WEBP,
-            "AVIF": OutputFormat.AVIF, "HEIF": OutputFormat.JPEG}.get(source_format, OutputFormat.PNG)
+    """Same family as the input (``FormatSpec.default_for``): lossy stays lossy, everything
+    lossless becomes PNG. HEIC (lossy, and not written here) becomes JPEG."""
+    return _DEFAULT_FOR.get(source_format, OutputFormat.PNG)
+
+
+def default_format_for_path(path: str | Path) -> OutputFormat:
+    """:func:`default_format` of a file judged by its suffix, as Pillow (and pillow-heif) register
+    suffixes: what a client can predict without decoding (".heic" -> JPEG, unknown -> PNG). The
+    gateway decides by the bytes, so a misnamed file can come back in another format."""
+    return default_format(Image.registered_extensions().get(Path(path).suffix.lower(), ""))
 
 
 def from_accept(accept: str | None) -> OutputFormat | None:
@@ -578,7 +632,7 @@ def encode(
     if xmp:
         options["xmp"] = xmp
     buffer = io.BytesIO()
-    image.save(buffer, fmt.name, **options)
+    image.save(buffer, FORMATS[fmt].writer, **options)
     return buffer.getvalue()
 
 

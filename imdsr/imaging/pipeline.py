@@ -85,12 +85,6 @@ def upscale_tiled(image: np.ndarray, infer: SyncTileInfer, scale: int, tile: int
     return asyncio.run(run_tiles(image, plan, in_threads(infer), in_flight, scale))
 
 
-def whole_image_tile(height: int, width: int) -> int:
-    """The tile that makes one window of the whole image (no tiling, no context)."""
-    side = max(height, width)
-    return side + (-side) % ALIGN
-
-
 class AlphaMode(StrEnum):
     """How the alpha plane gets to x4: through the network as a grey image (sharp cut-out and logo
     edges, as Real-ESRGAN does; twice the model work) or by bicubic interpolation (cheap, soft)."""

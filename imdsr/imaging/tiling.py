@@ -59,12 +59,16 @@ class TilingRule:
         """``requested`` rounded down to a multiple of ``align`` (at least one ``align``)."""
         return max(self.align, requested // self.align * self.align)
 
+    def one_window(self, height: int, width: int) -> int:
+        """The tile that makes one window of the whole image (padded to ``min_side``): its longer
+        side rounded up to ``align``, so the tile stays a valid one for this rule."""
+        side = max(height, width, self.min_side)
+        return side + (-side) % self.align
+
     def whole_tile(self, height: int, width: int) -> int | None:
-        """The tile that makes one window of the whole image (padded to ``min_side``), where this
-        rule runs it whole."""
+        """``one_window`` where this rule runs the image whole, else None."""
         if self.whole_up_to and max(height, width) <= self.whole_up_to:
-            side = max(height, width, self.min_side)
-            return side + (-side) % self.align
+            return self.one_window(height, width)
         return None
 
 

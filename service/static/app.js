@@ -21,7 +21,8 @@
   const slider = $("slider");
   const download = $("download");
 
-  const EXTENSIONS = { "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp" };
+  // Content-Type -> {name, label, extension, ...} of each output format, from GET /formats
+  const formatsByType = new Map();
 
   let file = null;          // the chosen File
   let originalUrl = null;   // its object URL (the "before" picture)
@@ -76,10 +77,26 @@
     return text;
   }
 
-  /** "<name>_x4.<ext>"; "_x<outscale>" or "_<w>x<h>" when those were asked for. */
+  /** The media type of a Content-Type value: "image/avif; x=y" -> "image/avif". */
+  function mediaType(contentType) {
+    return String(contentType || "").split(";")[0].trim().toLowerCase();
+  }
+
+  /** The file extension of an answer, by its Content-Type: the gateway's own (GET /formats),
+   * else the media type's subtype ("image/x" -> "x"); "bin" only for a type that is no image. */
+  function extensionFor(contentType) {
+    const media = mediaType(contentType);
+    const known = formatsByType.get(media);
+    if (known) return known.extension;
+    const subtype = /^image\/([a-z0-9.+-]+)$/.exec(media);
+    return subtype ? subtype[1] : "bin";
+  }
+
+  /** "<name>_x4.<ext>"; "_x<outscale>" or "_<w>x<h>" when those were asked for; the extension
+   * follows the answer's Content-Type. */
   function downloadName(fileName, contentType, query, width, height) {
     const base = (fileName || "image").replace(/\.[^./\\]*$/, "") || "image";
-    const ext = EXTENSIONS[contentType] || "bin";
+    const ext = extensionFor(contentType);
     const params = new URLSearchParams(query || "");
     let suffix = "_x4";
     if (params.has("width") || params.has("height")) suffix = `_${width}x${height}`;
@@ -87,7 +104,7 @@
     return `${base}${suffix}.${ext}`;
   }
 
-  window.imdsrPage = { buildQuery, describeError, downloadName };
+  window.imdsrPage = { buildQuery, describeError, downloadName, extensionFor };
 
   // --- state ----------------------------------------------------------------------------------
 
@@ -169,6 +186,25 @@
         : `This gateway needs an API key: enter it below (${err.message}).`;
       note.hidden = false;
       select.dataset.loaded = "failed";
+    }
+  }
+
+  // --- output formats: the gateway's list, so the page offers every one it writes ------------
+
+  async function loadFormats() {
+    const select = $("format");
+    select.dataset.loaded = "loading";
+    try {
+      const response = await fetch("/formats", { headers: { Accept: "application/json" } });
+      const body = response.ok ? await response.json() : null;
+      if (!body || !Array.isArray(body.formats)) throw new Error(`HTTP ${response.status}`);
+      for (const f of body.formats) {
+        formatsByType.set(mediaType(f.content_type), f);
+        select.add(new Option(f.label, f.name));
+      }
+      select.dataset.loaded = "true";
+    } catch (_) {
+      select.dataset.loaded = "failed"; // "same as input" still works
     }
   }
 
@@ -303,7 +339,8 @@
       setSplit(slider.value);
       download.href = resultUrl;
       download.download = downloadName(name, blob.type, query, w, h);
-      $("result-info").textContent = `${w}x${h} ${EXTENSIONS[blob.type] || blob.type}, ` +
+      const shown = formatsByType.get(mediaType(blob.type));
+      $("result-info").textContent = `${w}x${h} ${shown ? shown.label : blob.type}, ` +
         `${formatBytes(blob.size)}${model ? ", model " + model : ""}, ${seconds} s` +
         (originalShows ? "" : " (the browser cannot show the original: no before/after)");
       $("placeholder").hidden = true;
@@ -345,5 +382,6 @@
 
   setSplit(slider.value);
   setState("idle", "");
+  loadFormats();
   loadModels();
 })();

@@ -220,15 +220,21 @@ def test_rollout_never_needs_a_spare_gpu_and_waits_for_the_first_plan_build(
 def test_gateway_starts_with_its_accelerator_s_admission_rates(
         overlay: str, gpu: list[dict], jetson: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
     """The CPU's measured seconds per Mpx would refuse most of a GPU's work until learnt: each
-    accelerator overlay gives the gateway its own starting figures, read by the real Settings."""
-    from service.settings import MEASURED_SECONDS_PER_MPX, Settings
+    accelerator overlay gives the gateway its own starting figures, read by the real Settings.
+    An accelerator's repository publishes no rate (tests/unit/test_export_repo.py), so every
+    registry variant starts from the overlay's override or its default."""
+    from service.model_traits import ModelTraits, starting_rate
+    from service.settings import Settings
+    from training.models.registry import VARIANTS
 
     spec = pod_spec({"gpu": gpu, "jetson": jetson}[overlay], "imdsr-gateway")
     for e in container(spec, "gateway").get("env", []):
         monkeypatch.setenv(e["name"], e["value"])
     settings = Settings()
-    for model, cpu_rate in MEASURED_SECONDS_PER_MPX.items():
-        assert settings.seconds_per_mpx[model] < cpu_rate, (overlay, model)
+    for name, variant in VARIANTS.items():
+        published_none = ModelTraits.from_config(variant.triton_name, {})
+        assert variant.seconds_per_mpx is not None, name
+        assert starting_rate(name, published_none, settings) < variant.seconds_per_mpx, (overlay, name)
     assert "rlfn" in settings.seconds_per_mpx
     assert settings.default_seconds_per_mpx < 0.3
     if overlay == "gpu":

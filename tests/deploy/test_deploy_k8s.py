@@ -22,7 +22,7 @@ import yaml
 
 from tests.deploy.test_deploy_docker import image_entrypoint
 from tests.support.deploy_tools import ROOT, checkov_scan, run, tool
-from training.models.registry import TILING
+from training.models.registry import get_architecture
 
 K8S = ROOT / "k8s"
 OVERLAYS = ("cpu", "gpu", "jetson")
@@ -409,7 +409,7 @@ def test_gateway_tiles_match_the_serving_config(rendered: dict[str, list[dict]],
     # (the context is each model's own, published in its config.pbtxt; IMDSR_TILE_CONTEXT, which
     # would override it for every architecture, is not set)
     assert "IMDSR_TILE_CONTEXT" not in config
-    context = TILING["imdeception"].context
+    context = get_architecture("imdeception").tiling.context
     window = int(config["IMDSR_TILE"]) + 2 * context
     assert window == serving["window"], (overlay, window, serving["window"])
     assert int(config["IMDSR_TILE"]) % 32 == 0

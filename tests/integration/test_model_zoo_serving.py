@@ -19,11 +19,9 @@ from imdsr.imaging.tiling import plan_tiles
 from service.app import create_app
 from service.settings import Settings
 from training.infer import upscale_picture
-from training.models import create_model, get_variant
+from training.models import create_model, get_variant, list_variants
 from training.summary import measure
 from training.weights.store import load_model
-
-PEERS = ["imdn", "imdn_nb7", "rlfn", "efdn"]
 
 
 def _photo(h: int, w: int) -> np.ndarray:
@@ -63,8 +61,8 @@ def test_models_lists_architecture_size_and_tiling(client: TestClient) -> None:
     r = client.get("/models")
     assert r.status_code == 200, r.text
     models = {m["variant"]: m for m in r.json()["models"]}
-    assert set(PEERS) | {"c16nla", "c4"} <= set(models)
-    for variant in [*PEERS, "c16nla"]:
+    assert set(list_variants()) <= set(models)  # every registry entry is served
+    for variant in list_variants():
         info, spec = models[variant], get_variant(variant)
         c = measure(create_model(variant))
         assert (info["arch"], info["triton_name"]) == (spec.arch, spec.triton_name)
@@ -129,3 +127,21 @@ def test_a_peer_can_be_the_default_model(triton_server) -> None:  # noqa: ANN001
         assert r.status_code == 200 and r.json()["model"] == "rlfn", r.text
         _, headers = _upscale(fresh, _photo(20, 24))
         assert headers["x-model"] == "rlfn"
+
+
+def test_admission_starts_from_the_rate_each_model_publishes(triton_server) -> None:  # noqa: ANN001
+    """Export writes each registry entry's starting rate into its config.pbtxt; the gateway reads
+    it from Triton with the other traits, and the operator's map still overrides it."""
+    rgb = _photo(64, 64)  # 0.066 output Mpx
+    # A default no request could meet (hours of model time): only a published rate admits it.
+    settings = Settings(triton_url=triton_server.grpc_url, default_seconds_per_mpx=1e5)
+    with TestClient(create_app(settings)) as published:
+        for variant in ("rlfn", "c4"):
+            _, headers = _upscale(published, rgb, model=variant)
+            assert headers["x-model"] in (variant, get_variant(variant).triton_name)
+    override = Settings(triton_url=triton_server.grpc_url, seconds_per_mpx={"rlfn": 1e5})
+    with TestClient(create_app(override)) as overridden:
+        r = overridden.post("/upscale", content=_png(rgb), params={"model": "rlfn"},
+                            headers={"Content-Type": "image/png"})
+        assert r.status_code == 413 and "model time" in r.text, r.text
+        _, headers = _upscale(overridden, rgb, model="c4")  # the others keep their own

@@ -60,7 +60,7 @@ def api_schema(gateway_url: str) -> schemathesis.BaseSchema:
 # Function._nodeid, gone in pytest 9 (AttributeError); operation.as_strategy() is the same
 # generation, driven by hypothesis's own @given.
 OPERATIONS = [("POST", "/upscale"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/models"),
-              ("GET", "/metrics")]
+              ("GET", "/metrics"), ("GET", "/formats")]
 RUNS = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
     ("POST", "/upscale", GenerationMode.NEGATIVE)]  # the only operation with inputs to get wrong
 

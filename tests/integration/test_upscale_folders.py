@@ -3,13 +3,16 @@
 A folder of small real photos (scikit-image's, ~48 px; PNG, JPEG, WebP, nested two deep) with a
 text file and a corrupt PNG among them goes through ``imdsr.cli.app``: top level only without
 ``-r``, the structure kept with it, skipping what is done, ``--overwrite``, ``--format``, the
-gateway's reason for the corrupt file, retries after 429, and options refused before any request.
+gateway's reason for the corrupt file, retries after 429, options refused before any request, and
+every query parameter of ``POST /upscale`` (UpscaleOptions' fields) reaching the gateway.
 """
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -19,6 +22,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from imdsr.cli import app
+from service.schemas import UpscaleOptions
 from service.settings import Settings
 from tests.support.gateway import Gateway
 
@@ -208,6 +212,88 @@ def test_size_options_go_to_the_gateway(gateway: Gateway, photos: Path, tmp_path
     assert stderr.count(": HTTP 422 ") == 2 and "outscale" in stderr, stderr
 
 
+# --- every query parameter of POST /upscale goes through ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    model: str
+    tiles: str
+
+
+def _pil(answer: Answer) -> Image.Image:
+    return Image.open(io.BytesIO(answer.body))
+
+
+def _zlib_level(answer: Answer) -> int:
+    """The FLEVEL bits of the first IDAT's zlib header: 0 fastest .. 3 maximum compression."""
+    start = answer.body.index(b"IDAT") + 4
+    return answer.body[start + 1] >> 6
+
+
+# field -> (the options asked for, the same request without the field, what shows the field's
+# effect on the answer). Each feature is exact: pixels may differ by a level between runs (tiles
+# batch differently), the JPEG tables, zlib level, sizes, EXIF, alpha by bicubic and headers do not.
+PASS_THROUGH: dict[str, tuple[dict[str, str], dict[str, str], Callable[[Answer], object]]] = {
+    "model": ({"model": "rlfn"}, {}, lambda a: a.model),
+    "format": ({"format": "webp"}, {}, lambda a: _pil(a).format),
+    "quality": ({"format": "jpeg", "quality": "40"}, {"format": "jpeg"},
+                lambda a: _pil(a).quantization),
+    "png": ({"png": "small"}, {}, _zlib_level),
+    "outscale": ({"outscale": "2"}, {}, lambda a: _pil(a).size),
+    "width": ({"width": "100"}, {}, lambda a: _pil(a).size),
+    "height": ({"height": "60"}, {}, lambda a: _pil(a).size),
+    "fit": ({"width": "100", "height": "60", "fit": "cover"}, {"width": "100", "height": "60"},
+            lambda a: _pil(a).size),
+    "metadata": ({"metadata": "strip"}, {}, lambda a: dict(_pil(a).getexif())),
+    "alpha": ({"alpha": "bicubic"}, {}, lambda a: _pil(a).getchannel("A").tobytes()),
+    "tile": ({"tile": "32"}, {}, lambda a: a.tiles),
+}
+
+
+@pytest.fixture(scope="module")
+def rgba_with_exif(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 128x96 photo (two tiles of 32, one of the default) with a sharp-edged disc of alpha and
+    an EXIF block."""
+    image = _small("astronaut").resize((128, 96)).convert("RGBA")
+    yy, xx = np.mgrid[:96, :128]
+    image.putalpha(Image.fromarray(np.where((yy - 48) ** 2 + (xx - 64) ** 2 < 1600, 255, 0)
+                                   .astype(np.uint8)))
+    exif = Image.Exif()
+    exif[0x0131] = "imdsr test"  # Software
+    path = tmp_path_factory.mktemp("rgba") / "disc.png"
+    image.save(path, exif=exif)
+    return path
+
+
+def _direct(gateway: Gateway, photo: Path, params: dict[str, str]) -> Answer:
+    r = httpx.post(f"{gateway.url}/upscale", params=params, content=photo.read_bytes(),
+                   headers={"Content-Type": "image/png"}, timeout=120)
+    assert r.status_code == 200, r.text
+    return Answer(r.content, r.headers["x-model"], r.headers["x-tiles"])
+
+
+def test_pass_through_cases_cover_every_query_parameter() -> None:
+    assert set(PASS_THROUGH) == set(UpscaleOptions.model_fields)
+
+
+@pytest.mark.parametrize("field", list(PASS_THROUGH))
+def test_every_query_parameter_reaches_the_gateway(gateway: Gateway, rgba_with_exif: Path,
+                                                   tmp_path: Path, field: str) -> None:
+    asked, without, feature = PASS_THROUGH[field]
+    options = [arg for name, value in asked.items() for arg in (f"--{name}", value)]
+    code, stdout, stderr = _upscale(gateway.url, rgba_with_exif, "-o", tmp_path, *options)
+    assert code == 0, (stdout, stderr)
+    (written,) = tmp_path.iterdir()
+    shown = re.search(r"model (\S+), (\d+) tiles", stdout)
+    assert shown, stdout
+    by_cli = Answer(written.read_bytes(), *shown.groups())
+    expected = feature(_direct(gateway, rgba_with_exif, asked))
+    assert feature(by_cli) == expected
+    assert feature(_direct(gateway, rgba_with_exif, without)) != expected  # the field matters
+
+
 def test_retries_after_429(triton_server, photos: Path, tmp_path: Path) -> None:  # noqa: ANN001
     """One request at a time in the gateway, four in flight from the CLI: the refused ones come
     back after Retry-After and every file is done."""
@@ -223,7 +309,8 @@ def test_retries_after_429(triton_server, photos: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad", [["--fit", "nonsense"], ["--format", "gif"], ["-j", "0"],
-                                 ["--quality", "101"]])
+                                 ["--quality", "101"], ["--tile", "48"], ["--outscale", "0"],
+                                 ["--alpha", "none"]])
 def test_bad_options_refused_before_any_request(gateway: Gateway, photos: Path, tmp_path: Path,
                                                 bad: list[str]) -> None:
     requests = 'imdsr_gateway_requests_total{route="/upscale"'

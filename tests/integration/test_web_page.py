@@ -1,8 +1,9 @@
 """The gateway's web page (``GET /``, ``service/static/``) driven in a real headless Chromium.
 
 The real gateway (uvicorn) in front of the shared real Triton; the page is used as a person would:
-pick a photo in the file input, choose the model, press Upscale, wait, drag the before/after
-divider, read the error when the file is no image. Needs Debian's ``chromium`` and
+pick a photo in the file input, choose the model and each output format the gateway lists
+(``GET /formats``), press Upscale, wait, drag the before/after divider, download (named by the
+answer's type), read the error when the file is no image. Needs Debian's ``chromium`` and
 ``chromium-driver`` (``make test`` installs them where it can); without them the browser tests
 skip visibly. ``IMDSR_UPDATE_SCREENSHOT=1`` writes the screenshot to ``docs/web_page.png``.
 """
@@ -114,9 +115,10 @@ def _state(driver) -> str:  # noqa: ANN001
 
 def _open(driver, gw: Gateway) -> None:  # noqa: ANN001
     driver.get(gw.url + "/")
-    _wait(driver, lambda d: d.execute_script(
-        "return document.getElementById('model').dataset.loaded") in ("true", "failed"),
-        30, "the model list never loaded")
+    for select in ("model", "format"):
+        _wait(driver, lambda d, s=select: d.execute_script(
+            f"return document.getElementById('{s}').dataset.loaded") in ("true", "failed"),
+            30, f"the {select} list never loaded")
     # every data-state the page goes through from now on, in order
     driver.execute_script("""
         window.seenStates = [];
@@ -355,6 +357,42 @@ def test_fields_are_sent_only_when_filled(browser, gateway: Gateway, photos: dic
     assert browser.find_element(By.ID, "before").value_of_css_property("object-fit") == "cover"
     assert browser.find_element(By.ID, "download").get_attribute("download") == \
         "astronaut_100x100.png"
+
+
+@needs_browser
+def test_every_output_format_is_offered_and_named_by_its_type(  # noqa: ANN001
+        browser, gateway: Gateway, photos: dict[str, Path], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, gateway)
+    listed = httpx.get(f"{gateway.url}/formats", timeout=30).json()["formats"]
+    assert "avif" in {f["name"] for f in listed}
+    select = "return [...document.getElementById('format').options]"
+    assert _js(browser, select + ".map((o) => o.value)") == ["", *(f["name"] for f in listed)]
+    assert _js(browser, select + ".map((o) => o.text)") == ["same as input",
+                                                             *(f["label"] for f in listed)]
+
+    # each format, asked for and answered: the download's extension is the answer's type's
+    for entry in listed:
+        _fill(browser, model=MODEL, format=entry["name"])
+        assert _upscale(browser, photos["small"]) == "done", browser.find_element(By.ID, "error").text
+        name = f"astronaut_x4.{entry['extension']}"
+        assert browser.find_element(By.ID, "download").get_attribute("download") == name
+        assert entry["label"] in browser.find_element(By.ID, "result-info").text
+    saved = _download(browser, tmp_path / "downloads")  # the last one, saved as a person would
+    assert saved.name == f"astronaut_x4.{listed[-1]['extension']}"
+    with Image.open(saved) as image:
+        assert image.size == (256, 192) and image.get_format_mimetype() == listed[-1]["content_type"]
+
+    # "same as input": the name follows what the gateway chose (PNG for a PNG), not the choice
+    _fill(browser, format="")
+    assert _upscale(browser, photos["small"]) == "done"
+    assert browser.find_element(By.ID, "download").get_attribute("download") == "astronaut_x4.png"
+    name = "return window.imdsrPage.downloadName('a.png', arguments[0], '', 4, 4)"
+    assert _js(browser, name, "image/avif; charset=binary") == "a_x4.avif"
+    assert _js(browser, name, "image/jpeg") == "a_x4.jpg"
+    assert _js(browser, name, "application/octet-stream") == "a_x4.bin"
+    assert _severe_console_messages(browser) == []
 
 
 @needs_browser

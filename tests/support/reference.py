@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.support import DATA
+from training.models.registry import VARIANTS
 
 
 def reference_dir() -> Path:
@@ -45,9 +46,20 @@ def golden() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return _pairs(reference_dir() / "imdeception_golden_synthetic.npz")
 
 
-# The peers' published checkpoints (NTIRE 2022 ESR repository, model_zoo/) with golden fixtures.
-PEER_CHECKPOINTS = {"imdn": "imdn_baseline.pth", "imdn_nb7": "team26_imdn_nb7.pth",
-                    "rlfn": "team04_rlfn.pth", "efdn": "team05_efdn.pt"}
+# The peers' published checkpoints (NTIRE 2022 ESR repository, model_zoo/), each with golden
+# fixtures named after it (tests/data/generate_ntire22_peer_goldens.py); IMDeception's goldens are
+# IMDECEPTION.md's, above. From the registry, so a new entry with a checkpoint needs its fixtures.
+PEER_CHECKPOINTS = {v: spec.checkpoint for v, spec in VARIANTS.items()
+                    if spec.checkpoint and spec.arch != "imdeception"}
+
+
+# Fixture names start with the challenge that published the checkpoint: ntire22_..., ntire23_...
+CHECKPOINT_PREFIX = {spec.checkpoint: "ntire" + (spec.challenge.report[-2:] if spec.challenge else "22")
+                     for spec in VARIANTS.values() if spec.checkpoint}
+
+
+def _prefix(file: str) -> str:
+    return CHECKPOINT_PREFIX[file]
 
 
 def _stem(file: str) -> str:
@@ -55,9 +67,9 @@ def _stem(file: str) -> str:
 
 
 def peer_layout(file: str) -> list[tuple[str, tuple[int, ...]]]:
-    data = json.loads((reference_dir() / f"ntire22_{_stem(file)}_layout.json").read_text())
+    data = json.loads((reference_dir() / f"{_prefix(file)}_{_stem(file)}_layout.json").read_text())
     return [(t["name"], tuple(t["shape"])) for t in data["tensors"]]
 
 
 def peer_golden(file: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return _pairs(reference_dir() / f"ntire22_{_stem(file)}_golden.npz")
+    return _pairs(reference_dir() / f"{_prefix(file)}_{_stem(file)}_golden.npz")

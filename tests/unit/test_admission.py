@@ -10,6 +10,7 @@ from imdsr.imaging.tiling import plan_tiles
 from service import admission as adm
 from service.admission import Cost, WorkAdmission, cgroup_memory_limit, estimate
 from service.errors import ImageTooLargeError, TooManyRequestsError
+from service.settings import Settings
 
 
 def _gate(**kw: float) -> WorkAdmission:
@@ -113,3 +114,18 @@ def test_cgroup_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cgroup_memory_limit() == 2 << 30
     v2.write_text(f"{1 << 30}\n")
     assert cgroup_memory_limit() == 1 << 30
+
+
+def test_admission_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(triton_timeout_s=7.0, request_timeout_s=70.0, triton_parallelism=3,
+                        tiles_in_flight=5, retry_after_s=2, memory_budget_bytes=123 << 20)
+    gate = WorkAdmission.from_settings(settings)
+    assert (gate.tile_deadline_s, gate.request_deadline_s, gate.parallelism, gate.in_flight,
+            gate.retry_after_s, gate.memory_budget) == (7.0, 70.0, 3, 5, 2, 123 << 20)
+    # No budget configured: a share of the container's limit, else the fixed default.
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(adm, "CGROUP_LIMITS", (limit,))
+    assert WorkAdmission.from_settings(Settings()).memory_budget == adm.DEFAULT_MEMORY_BUDGET
+    limit.write_text(f"{10 << 30}\n")
+    assert WorkAdmission.from_settings(Settings()).memory_budget == int(
+        adm.MEMORY_SHARE_OF_LIMIT * (10 << 30))

@@ -129,7 +129,7 @@ def test_import_ntire22_writes_project_weights_named_by_the_registry(tmp_path: P
     model = create_model("rlfn")
     zoo = tmp_path / "model_zoo"
     zoo.mkdir()
-    torch.save(to_published(model, "rlfn"), zoo / get_variant("rlfn").ntire22_checkpoint)
+    torch.save(to_published(model, "rlfn"), zoo / get_variant("rlfn").checkpoint)
     found = import_ntire22(zoo, ["rlfn"], tmp_path / "out", progress=lambda _m: None)
     meta = read_meta(found["rlfn"])
     assert (meta.variant, meta.scale) == ("rlfn", 4)

@@ -110,3 +110,27 @@ def test_infer_keeps_alpha_16_bit_and_icc(tmp_path: Path) -> None:
     assert deep.dtype == np.uint16 and deep.shape == (80, 96, 3)
     with Image.open(out / "tagged_x4.jpeg") as im:
         assert im.info.get("icc_profile") == icc
+
+
+def test_infer_offers_and_writes_every_output_format(tmp_path: Path) -> None:
+    from imdsr.imaging.codec import FORMATS, OutputFormat
+
+    wide = {"COLUMNS": "250"}  # one line per option in typer's help box
+    help_line = next(line for line in runner.invoke(app, ["infer", "--help"], env=wide).output
+                     .splitlines() if "--format" in line)
+    assert ", ".join(OutputFormat) in help_line
+    refused = runner.invoke(app, ["infer", "x.png", "-o", str(tmp_path), "--format", "gif"], env=wide)
+    assert refused.exit_code == 2 and ", ".join(OutputFormat) in refused.output
+
+    src = tmp_path / "cat.png"
+    Image.fromarray(skdata.chelsea()[100:116, 150:174]).save(src)
+    weights = save_weights(tmp_path / "w.safetensors", create_model("c4").state_dict(),
+                           WeightsMeta("c4", 4, "test"))
+    for fmt in OutputFormat:
+        out = tmp_path / fmt.value
+        result = runner.invoke(app, ["infer", "--variant", "c4", "--weights", str(weights),
+                                     "--format", fmt.value, str(src), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        (written,) = out.iterdir()
+        with Image.open(written) as image:
+            assert (image.format, image.size) == (FORMATS[fmt].writer, (96, 64))

@@ -10,14 +10,15 @@ from torch import nn
 from tests.support.reference import golden, published_layout, synthetic_checkpoint
 from training.models import create_model, list_variants
 from training.models.imdeception import BlockNonLocalAttention
-from training.weights.ntire22 import checkpoint_layout, export_checkpoint, import_checkpoint
+from training.weights.ntire22 import from_published, to_published
+from training.weights.ntire22 import published_layout as checkpoint_layout
 
 
 @pytest.fixture(scope="module")
 def synthetic_c16nla() -> nn.Module:
     model = create_model("c16nla").eval()
     ckpt = {k: torch.from_numpy(v) for k, v in synthetic_checkpoint().items()}
-    model.load_state_dict(import_checkpoint(ckpt, model))
+    model.load_state_dict(from_published(ckpt, model, "imdeception"))
     return model
 
 
@@ -40,7 +41,7 @@ def test_grouped_convolutions_are_real_grouped_convs() -> None:
 
 
 def test_mapping_reproduces_the_published_layout_exactly() -> None:
-    assert checkpoint_layout(create_model("c16nla")) == published_layout()
+    assert list(checkpoint_layout(create_model("c16nla"), "imdeception").items()) == published_layout()
 
 
 @pytest.mark.parametrize("size", ["40x72", "64x64", "33x50"])
@@ -66,7 +67,7 @@ def test_leaving_out_an_attention_block_breaks_the_golden(synthetic_c16nla: nn.M
 
 
 def test_export_is_the_inverse_of_import(synthetic_c16nla: nn.Module) -> None:
-    ckpt = export_checkpoint(synthetic_c16nla)
+    ckpt = to_published(synthetic_c16nla, "imdeception")
     reference = synthetic_checkpoint()
     assert list(ckpt) == list(reference)
     for name, tensor in ckpt.items():

@@ -49,8 +49,9 @@ def test_variant_is_any_registered_one_and_checked_on_load(tmp_path: Path) -> No
     from training.models.registry import VARIANTS
 
     cfg = tmp_path / "c.toml"
-    for name in VARIANTS:
-        cfg.write_text(f'name = "x"\nvariant = "{name}"\n')
+    for name, spec in VARIANTS.items():
+        init = "" if spec.architecture.bicubic_start else 'init = "default"\n'
+        cfg.write_text(f'name = "x"\nvariant = "{name}"\n{init}')
         assert load_config(cfg).variant == name
     cfg.write_text('name = "x"\nvariant = "rfln"\n')  # a typo: refused before any work starts
     with pytest.raises(pydantic.ValidationError, match="unknown variant 'rfln'"):
@@ -68,3 +69,10 @@ def test_crops_must_fit_the_architecture(tmp_path: Path) -> None:
         load_config(cfg)
     cfg.write_text('name = "x"\nvariant = "c4"\n[data]\nlr_crop = 8\nval_crop = 48\n')
     assert load_config(cfg).data.lr_crop == 8  # IMDeception runs any size, as before
+
+
+def test_bicubic_start_is_refused_where_the_architecture_has_none(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "x"\nvariant = "srnext"\n')  # init defaults to bicubic
+    with pytest.raises(pydantic.ValidationError, match="srnext has no bicubic start"):
+        load_config(cfg)

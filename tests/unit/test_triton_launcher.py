@@ -11,19 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from triton_host.launcher import (
-    PYTHON_VERSION_ENV,
-    SITE_PACKAGES_ENV,
-    FailureWindow,
-    RestartPolicy,
-    TritonLaunchError,
-    TritonOptions,
-    TritonServer,
-    TritonSupervisor,
-    _log_tail,
-    describe_returncode,
-    find_tritonserver,
-)
+from triton_host.errors import TritonLaunchError
+from triton_host.install import PYTHON_VERSION_ENV, SITE_PACKAGES_ENV, find_tritonserver
+from triton_host.options import TritonOptions
+from triton_host.process import TritonServer, describe_returncode
+from triton_host.supervisor import FailureWindow, RestartPolicy, TritonSupervisor, _log_tail
 
 IMDSR = Path(sys.executable).parent / "imdsr"
 

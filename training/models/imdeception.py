@@ -1,7 +1,9 @@
 """IMDeception (Ayazoglu, CVPRW 2022), built exactly as ../shared/reference/IMDECEPTION.md says.
 
 Pure ``nn.Module``s: no I/O, no weight loading. Names of submodules are the project's own;
-``training.weights.ntire22`` maps the published checkpoint onto them.
+``training.weights.ntire22_imdeception`` maps the published checkpoint onto them. What NTIRE's
+complexity counter cannot see from module hooks (functional activations, the attention's matrix
+products) each module declares for ``training/summary.py``: ``activated_convs``, ``matmul_macs``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ class Gblock(nn.Module):
         super().__init__()
         self.grouped = nn.Conv2d(in_ch, out_ch, 3, padding=1, groups=groups)
         self.mix = nn.Conv2d(out_ch, out_ch, 1)
+
+    def activated_convs(self) -> tuple[nn.Conv2d, ...]:
+        """ReLU on the grouped conv's output here; LeakyReLU on the mix's, in the GIDB."""
+        return (self.grouped, self.mix)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mix(F.relu(self.grouped(x)))
@@ -66,6 +72,13 @@ class BlockNonLocalAttention(nn.Module):
         self.region = region
         self.qkv = nn.Conv2d(ch, 3 * self.q, 1)
         self.out = nn.Conv2d(self.q, ch, 1)
+
+    def matmul_macs(self, x: torch.Tensor) -> int:
+        """Multiply-accumulates of Q K^T and A V for input ``x``, padded regions included."""
+        n, _, h, w = x.shape
+        regions = n * -(-h // self.region) * -(-w // self.region)
+        tokens = (self.region // self.patch) ** 2
+        return 2 * regions * tokens * tokens * self.q * self.patch * self.patch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -121,6 +134,10 @@ class IMDeception(nn.Module):
         """The conv whose zeroing makes the network head -> tail only (training's bicubic start):
         ``lrelu(fuse3x3(.)) + f0`` is then ``f0``."""
         return self.fuse3x3
+
+    def activated_convs(self) -> tuple[nn.Conv2d, ...]:
+        """The fuses, each followed by a LeakyReLU in ``forward``."""
+        return (self.fuse1x1, self.fuse3x3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.core

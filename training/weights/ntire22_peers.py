@@ -2,20 +2,17 @@
 
 IMDN (the challenge baseline and xilinxSR's 7-block entry), RLFN (ByteESR) and EFDN (NEESR)
 keep their published tensors one for one; only the names differ (ours are the project's own).
-RLFN and EFDN were published for inputs and outputs in [0, 255]; ours take and give [0, 1]
-like every model here, so the import folds the range into the first conv's weights and the last
-conv's weights and bias (exact: a conv is linear in its weights, and zero padding stays zero).
+Their published input/output range is their registry entry's (``published_range``): the importer
+folds it (training/weights/ntire22.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import torch
 from torch import nn
 
-# Published input/output range per architecture.
-INPUT_RANGE = {"imdn": 1.0, "rlfn": 255.0, "efdn": 255.0}
+from training.weights.links import Link, renamed
 
 
 def _imdn(model: nn.Module) -> Iterator[tuple[str, str]]:
@@ -59,38 +56,13 @@ _EFDN_BLOCK = [
 ]
 
 
-def _rlfn(model: nn.Module) -> Iterator[tuple[str, str]]:
-    return _rfdn_layout(model, _RLFN_BLOCK)
+def imdn_links(model: nn.Module) -> list[Link]:
+    return renamed(_imdn(model))
 
 
-def _efdn(model: nn.Module) -> Iterator[tuple[str, str]]:
-    return _rfdn_layout(model, _EFDN_BLOCK)
+def rlfn_links(model: nn.Module) -> list[Link]:
+    return renamed(_rfdn_layout(model, _RLFN_BLOCK))
 
 
-_CONVS = {"imdn": _imdn, "rlfn": _rlfn, "efdn": _efdn}
-
-
-def names(model: nn.Module, arch: str) -> dict[str, str]:
-    """Our parameter name -> the published one, for every parameter of ``model``."""
-    return {f"{ours}.{p}": f"{theirs}.{p}" for ours, theirs in _CONVS[arch](model)
-            for p in ("weight", "bias")}
-
-
-def _range_gains(arch: str) -> dict[str, float]:
-    r = INPUT_RANGE[arch]
-    return {} if r == 1.0 else {"head.weight": r, "tail.weight": 1.0 / r, "tail.bias": 1.0 / r}
-
-
-def from_published(tensors: dict[str, torch.Tensor], model: nn.Module, arch: str
-                   ) -> dict[str, torch.Tensor]:
-    """Our state dict from published tensors already checked against ``names``."""
-    gains = _range_gains(arch)
-    return {ours: (tensors[theirs].float() * gains.get(ours, 1.0)).contiguous()
-            for ours, theirs in names(model, arch).items()}
-
-
-def to_published(model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
-    """The inverse: ``model``'s parameters as the published checkpoint holds them."""
-    gains = _range_gains(arch)
-    ours = model.state_dict()
-    return {theirs: ours[name] / gains.get(name, 1.0) for name, theirs in names(model, arch).items()}
+def efdn_links(model: nn.Module) -> list[Link]:
+    return renamed(_rfdn_layout(model, _EFDN_BLOCK))

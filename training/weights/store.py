@@ -125,14 +125,14 @@ def load_into(model: nn.Module, path: str | Path, variant: str, scale: int) -> W
 def parse_weights_spec(item: str) -> tuple[str, Path]:
     """``ARCH=PATH`` or ``VARIANT=PATH`` -> (variant, path), checked against the file's metadata
     (``imdsr export repo --weights``, ``imdsr bench zoo``, ``imdsr eval --weights``)."""
-    from training.models.registry import ARCHS, VARIANTS
+    from training.models.registry import ARCHITECTURES, VARIANTS
 
     key, sep, raw = item.partition("=")
     if not sep or not raw:
         raise WeightsSpecError(f"wants ARCH=PATH or VARIANT=PATH, got {item!r}")
-    if key not in ARCHS and key not in VARIANTS:
+    if key not in ARCHITECTURES and key not in VARIANTS:
         raise WeightsSpecError(f"{item!r}: {key!r} is neither an architecture "
-                               f"({', '.join(ARCHS)}) nor a variant ({', '.join(VARIANTS)})")
+                               f"({', '.join(ARCHITECTURES)}) nor a variant ({', '.join(VARIANTS)})")
     path = Path(raw)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")

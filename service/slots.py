@@ -1,7 +1,9 @@
-"""Admission control: at most N ``/upscale`` requests at once; the next gets 429 at once.
+"""Request slots: at most N ``/upscale`` requests in the gateway at once; the next gets 429 at once.
 
-Refusing instead of queueing keeps latency bounded and tells load balancers/clients to back off
-(Retry-After), rather than piling images up in memory.
+A slot is held for the whole request, from before its body is read, so it bounds what admission
+(service/admission.py) cannot see yet: bodies being streamed in and decoded, whose work is not
+known until their header is. Refusing instead of queueing keeps latency bounded and tells load
+balancers and clients to back off (Retry-After), rather than piling images up in memory.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from service.errors import TooManyRequestsError
 from service.metrics import IN_FLIGHT, REJECTED
 
 
-class ConcurrencyLimit:
+class RequestSlots:
+    """``limit`` slots for concurrent requests; ``take`` one or raise 429, ``give_back`` it."""
+
     def __init__(self, limit: int, retry_after_s: int) -> None:
         self.limit = limit
         self.retry_after_s = retry_after_s
         self.active = 0  # one event loop: no lock needed between check and increment
 
-    def acquire(self) -> None:
+    def take(self) -> None:
         if self.active >= self.limit:
             REJECTED.labels(reason="concurrency").inc()
             raise TooManyRequestsError(
@@ -29,16 +33,16 @@ class ConcurrencyLimit:
         self.active += 1
         IN_FLIGHT.inc()
 
-    def release(self) -> None:
+    def give_back(self) -> None:
         self.active -= 1
         IN_FLIGHT.dec()
 
 
 async def upscale_slot(request: Request) -> AsyncIterator[None]:
-    """Dependency: hold one of the concurrency slots for the duration of the request."""
-    limit: ConcurrencyLimit = request.app.state.limit
-    limit.acquire()
+    """Dependency: hold one of the request slots for the duration of the request."""
+    slots: RequestSlots = request.app.state.slots
+    slots.take()
     try:
         yield
     finally:
-        limit.release()
+        slots.give_back()
