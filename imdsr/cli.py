@@ -53,5 +53,42 @@ def _register_parts() -> None:
 _register_parts()
 
 
+def _option_variables(command: object) -> set[str]:
+    """The ``envvar`` of every option of a click command and its sub-commands (duck-typed: typer
+    may build its commands on a click of its own)."""
+    names: set[str] = set()
+    for param in getattr(command, "params", []):
+        env = getattr(param, "envvar", None)
+        names.update([env] if isinstance(env, str) else list(env or []))
+    for sub in (getattr(command, "commands", None) or {}).values():
+        names |= _option_variables(sub)
+    return names
+
+
+def known_variables(root: object) -> set[str]:
+    """Every ``IMDSR_`` variable an option of ``root`` or a gateway setting reads."""
+    names = _option_variables(root)
+    try:
+        from service.settings import Settings
+    except ModuleNotFoundError:  # an image without the gateway's dependencies
+        return names
+    prefix = Settings.model_config.get("env_prefix", "")
+    return names | {f"{prefix}{field}".upper() for field in Settings.model_fields}
+
+
+@app.callback()
+def _check_environment(ctx: typer.Context) -> None:
+    # Before any command: a misspelt IMDSR_ variable would otherwise be ignored silently.
+    import os
+
+    from imdsr.environment import UnknownVariableError, check_environment
+
+    try:
+        check_environment(known_variables(ctx.find_root().command), os.environ)
+    except UnknownVariableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()

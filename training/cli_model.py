@@ -91,10 +91,10 @@ def summary(
                      "published code computes them" if spec.architecture.published_splits_groups
                      else "")
             notes.append(f"{name}: " + ("; ".join(differ) if differ else "params, FLOPs, activations "
-                         "and #conv match") + f" the NTIRE 2022 ESR table ({row.team} {row.entry}"
+                         "and #conv match") + f" the {row.report} ESR figures ({row.team} {row.entry}"
                          f"{split}).")
     if (height, width) != (256, 256):
-        notes.append("The NTIRE 2022 ESR table counts at 256x256: run at the default size to "
+        notes.append("The NTIRE ESR table counts at 256x256: run at the default size to "
                      "compare with it.")
     typer.echo("\nNotes:\n" + "\n".join(f"* {n}" for n in notes))
 
