@@ -84,10 +84,7 @@ def choose_format(requested: OutputFormat | None, accept: str | None, source_for
 
 def quality_for(fmt: OutputFormat, requested: int | None, settings: Settings) -> int | None:
     """The request's quality, else the gateway's default for ``fmt`` (None: PNG has none)."""
-    return requested or {
-        OutputFormat.JPEG: settings.jpeg_quality,
-        OutputFormat.WEBP: settings.webp_quality,
-        OutputFormat.AVIF: settings.avif_quality}.get(fmt)
+    return requested or settings.quality_for(fmt)
 
 
 def final_for(picture: codec.Picture, options: UpscaleOptions, limit: int) -> FinalSize:
