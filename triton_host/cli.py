@@ -11,12 +11,12 @@ from typing import Annotated
 import typer
 
 from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT
+from imdsr.settings import LauncherSettings
 
 # The committed CPU repository; IMDSR_MODEL_REPOSITORY (or --repo) names another. `imdsr serve`
 # takes the same option.
-DEFAULT_REPO = Path(__file__).resolve().parent.parent / "model_repository"
-RepoOpt = Annotated[Path, typer.Option(envvar="IMDSR_MODEL_REPOSITORY",
-                                       help="model repository (default: the committed one)")]
+DEFAULT_REPO: Path = LauncherSettings.default("model_repository")
+RepoOpt = Annotated[Path, LauncherSettings.option("model_repository")]
 
 
 def triton(

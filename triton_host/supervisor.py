@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from imdsr.settings import LauncherSettings
 from triton_host.errors import TritonLaunchError
 from triton_host.install import TritonInstall, find_tritonserver
 from triton_host.options import Endpoints, TritonOptions, check_repository
@@ -35,10 +36,11 @@ class RestartPolicy:
     older than the window are forgotten, so a crash after a long healthy run restarts quickly.
     """
 
-    backoff_s: float = 1.0
-    backoff_max_s: float = 30.0
-    max_failures: int = 5
-    failure_window_s: float = 300.0
+    # The defaults are the launcher settings' (imdsr/settings.py), where each variable is defined.
+    backoff_s: float = LauncherSettings.default("triton_backoff_s")
+    backoff_max_s: float = LauncherSettings.default("triton_backoff_max_s")
+    max_failures: int = LauncherSettings.default("triton_max_failures")
+    failure_window_s: float = LauncherSettings.default("triton_failure_window_s")
     ready_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:

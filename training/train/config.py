@@ -8,13 +8,12 @@ architecture runs (RLFN's and EFDN's pooled attention need 15 and 5 LR px).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from imdsr.config import StrictModel
+from imdsr.config import StrictModel, load_toml
 from imdsr.contract import DEFAULT_VARIANT, SCALE
 from training.data.degrade import check_name
 from training.models.registry import get_variant
@@ -199,11 +198,9 @@ class TrainConfig(StrictModel):
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    values = tomllib.loads(Path(path).read_text())
-    for key, val in (overrides or {}).items():
-        if val is not None:
-            values[key] = val
-    return TrainConfig.model_validate(values)
+    """``path`` as a ``TrainConfig``; the values of ``overrides`` that are not None (the command
+    line's options) replace its top-level keys."""
+    return load_toml(path, TrainConfig, overrides)
 
 
 def to_dict(cfg: StrictModel) -> dict[str, Any]:
