@@ -14,6 +14,7 @@ import typer
 
 from imdsr.cli_support import fail
 from imdsr.contract import DEFAULT_VARIANT, SCALE
+from imdsr.settings import BenchSettings, PlanSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -221,51 +222,90 @@ def bench_memory(
 
 def bench_zoo(
     ntire22: Annotated[Path | None, typer.Option(
-        help="the NTIRE 2022 ESR repository's model_zoo folder: the zoo's published checkpoints "
-             "in it are imported (into a temporary folder) and measured")] = None,
+        help="the NTIRE 2022 ESR repository's model_zoo folder: the zoo's published NTIRE 2022 "
+             "checkpoints in it are imported (into a temporary folder) and measured")] = None,
+    ntire23: Annotated[Path | None, typer.Option(
+        help="the folder holding the zoo's NTIRE 2023 checkpoints as their teams publish them "
+             "(SRneXt: team05_exnet.pth); imported and measured as --ntire22's")] = None,
     weights: Annotated[list[str], typer.Option(
         help="VARIANT=PATH (or ARCH=PATH): an imdsr weights file for that model, added to or "
-             "replacing --ntire22's (repeatable)")] = [],  # noqa: B006
+             "replacing the folders' (repeatable)")] = [],  # noqa: B006
     out: Annotated[Path, typer.Option(help="the Markdown file to write")] = Path("docs/MODEL_ZOO.md"),
     repeats: Annotated[int, typer.Option(
         help="bare timings: best of N; service: requests per client per level")] = 5,
+    speed: Annotated[bool, typer.Option(
+        help="bare timings on each CPU runtime and precision (onnxruntime f32, openvino f32 "
+             "and bf16)")] = True,
+    service: Annotated[bool, typer.Option(help="the full service (Triton + gateway)")] = True,
     seams: Annotated[bool, typer.Option(help="tiled vs whole-image inference per architecture")
                      ] = True,
-    service: Annotated[bool, typer.Option(help="the full service (Triton + gateway)")] = True,
+    benchmarks: Annotated[bool, typer.Option(
+        help="Y-PSNR/SSIM on the standard sets (imdsr eval --benchmark's protocol), cached")] = True,
+    sets: Annotated[str, typer.Option(help="the standard sets, comma-separated")
+                    ] = "set5,set14,bsd100,urban100",
+    sets_root: Annotated[Path, typer.Option(help="root of `imdsr data standard`")
+                         ] = Path("data/standard"),
+    benchmark_cache: Annotated[Path, typer.Option(
+        help="scores per (weights SHA-256, set): a re-run measures only what it lacks")
+    ] = Path("data/zoo_benchmarks.json"),
     threads: Annotated[int, typer.Option(help="threads of each runtime and of PyTorch")] = 2,
     json_out: Annotated[Path | None, typer.Option("--json", help="also save the raw figures here")
                         ] = None,
 ) -> None:
-    """The NTIRE 2022 ESR models the project serves, side by side in one run: structure, speed on
-    each CPU runtime and through the full service, five-photo PSNR/SSIM, the challenge's figures."""
+    """The NTIRE efficient-SR models the project serves, side by side in one run: structure, speed
+    on each CPU runtime and precision and through the full service, Y-PSNR/SSIM on the standard
+    sets, the published figures (each report's apart)."""
     import json
     import shutil
     import tempfile
 
-    from bench.zoo import ZOO, import_ntire22, plot, render, run_zoo, table
+    from bench.zoo import ZOO, Parts, import_published, published_zoo, run_zoo
+    from bench.zoo_doc import plot, render, table
+    from bench.zoo_quality import CacheError
     from export.cli import parse_weights_option
+    from training.data.standard import BENCHMARKS, StandardSetError, parse_set_names, set_files
+    from training.models.registry import get_variant
     from training.weights.ntire22 import CheckpointMismatch
 
     given = dict(parse_weights_option(item) for item in weights)  # unknown names: exit 2
-    if ntire22 is None and not given:
-        raise fail("nothing to measure: pass --ntire22 MODEL_ZOO_DIR and/or --weights VARIANT=PATH")
+    folders = {report: folder for report, folder in (("NTIRE 2022", ntire22), ("NTIRE 2023", ntire23))
+               if folder is not None}
+    if not folders and not given:
+        raise fail("nothing to measure: pass --ntire22 MODEL_ZOO_DIR, --ntire23 DIR and/or "
+                   "--weights VARIANT=PATH")
     if repeats < 1 or threads < 1:
         raise fail("--repeats and --threads must be at least 1")
-    from training.models.registry import get_variant
-
-    wanted = [v for v in ZOO if v not in given] if ntire22 is not None else []
-    if ntire22 is not None:
-        missing = [get_variant(v).checkpoint for v in wanted
-                   if not (ntire22 / str(get_variant(v).checkpoint)).is_file()]
+    set_names: tuple[str, ...] = ()
+    if benchmarks:
+        try:
+            set_names = tuple(parse_set_names(sets))
+            if extra := [n for n in set_names if n not in BENCHMARKS]:
+                raise fail(f"{', '.join(extra)} is a training set; benchmarks: {', '.join(BENCHMARKS)}")
+            for name in set_names:  # before any model runs: a missing set stops the run now
+                set_files(name, sets_root)
+        except StandardSetError as exc:
+            raise fail(str(exc)) from None
+    wanted = {report: [v for v in published_zoo(report) if v not in given]
+              for report in folders}
+    for report, folder in folders.items():
+        missing = [str(get_variant(v).checkpoint) for v in wanted[report]
+                   if not (folder / str(get_variant(v).checkpoint)).is_file()]
         if missing:
-            raise fail(f"{ntire22} lacks {', '.join(missing)} (pass --weights VARIANT=PATH for those)")
+            raise fail(f"{folder} lacks {', '.join(missing)} (pass --weights VARIANT=PATH for those)")
     command = " ".join(["imdsr bench zoo"]
                        + ([f"--ntire22 {ntire22}"] if ntire22 is not None else [])
+                       + ([f"--ntire23 {ntire23}"] if ntire23 is not None else [])
                        + [f"--weights {w}" for w in weights]
                        + ([f"--repeats {repeats}"] if repeats != 5 else [])
                        + ([f"--threads {threads}"] if threads != 2 else [])
-                       + ([] if seams else ["--no-seams"]) + ([] if service else ["--no-service"])
+                       + ([] if speed else ["--no-speed"]) + ([] if service else ["--no-service"])
+                       + ([] if seams else ["--no-seams"])
+                       + ([] if benchmarks else ["--no-benchmarks"])
+                       + ([f"--sets {sets}"] if benchmarks and set(set_names) != set(BENCHMARKS)
+                          else [])
                        + ([f"--out {out}"] if out != Path("docs/MODEL_ZOO.md") else []))
+    parts = Parts(speed=speed, service=service, seams=seams, benchmarks=benchmarks,
+                  sets=set_names, sets_root=sets_root, cache=benchmark_cache)
     start = time.monotonic()
 
     def progress(message: str) -> None:
@@ -273,14 +313,19 @@ def bench_zoo(
 
     work = Path(tempfile.mkdtemp(prefix="imdsr-zoo-weights-"))
     try:
+        imported: dict[str, Path] = {}
         try:
-            imported = import_ntire22(ntire22, wanted, work, progress) if wanted else {}
+            for report, folder in folders.items():
+                imported |= import_published(folder, wanted[report], work, progress)
         except (CheckpointMismatch, OSError, RuntimeError) as exc:
             raise fail(f"importing the published checkpoints: {exc}") from exc
         chosen = {**imported, **given}
         order = [v for v in ZOO if v in chosen] + [v for v in chosen if v not in ZOO]
-        report = run_zoo({v: chosen[v] for v in order}, command=command, threads=threads,
-                         repeats=repeats, with_service=service, with_seams=seams, progress=progress)
+        try:
+            report = run_zoo({v: chosen[v] for v in order}, command=command, threads=threads,
+                             repeats=repeats, parts=parts, progress=progress)
+        except CacheError as exc:
+            raise fail(str(exc)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if json_out is not None:
@@ -297,12 +342,9 @@ def bench_gpu(
     out: Annotated[Path | None, typer.Option(
         help="folder for report.md and report.json (default: $OUT, else bench-results/gpu-check)")] = None,
     variant: Annotated[str, typer.Option(help="the model to check")] = DEFAULT_VARIANT,
-    gpu_name: Annotated[str | None, typer.Option(
-        envvar="IMDSR_GPU_NAME", help="the GPU the dry run plans for where none is detected")] = None,
-    gpu_cc: Annotated[str | None, typer.Option(envvar="IMDSR_GPU_CC", help="its compute capability")] = None,
-    bsd100: Annotated[Path | None, typer.Option(
-        envvar="IMDSR_BSD100", help="BSD100 HR images (default: data/standard/bsd100, else .whl/bsd100, "
-                                    "else the five scikit-image photos)")] = None,
+    gpu_name: Annotated[str | None, PlanSettings.option("gpu_name")] = PlanSettings.default("gpu_name"),
+    gpu_cc: Annotated[str | None, PlanSettings.option("gpu_cc")] = PlanSettings.default("gpu_cc"),
+    bsd100: Annotated[Path | None, BenchSettings.option("bsd100")] = BenchSettings.default("bsd100"),
     max_images: Annotated[int, typer.Option(help="at most this many fidelity images")] = 100,
     clients: Annotated[list[int], typer.Option(help="concurrent clients (repeatable)")] = [1, 4, 16],  # noqa: B006
     rounds: Annotated[int, typer.Option(help="service requests per client per level (Triton alone: x4)")

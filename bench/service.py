@@ -3,9 +3,12 @@
 Four measurements on the same picture, one after the other on the same machine:
 
 1. **bare model**: the published NTIRE 2022 architecture (``bench/published.py``) exported to ONNX
-   and run in-process on ONNX Runtime: the baseline a hand-written server would have;
+   and run in-process on ONNX Runtime (f32): the baseline a hand-written server would have; and
+   the same graph on **OpenVINO at its own defaults** (no setting at all: it picks bf16 on AMX
+   CPUs, LATENCY, its own thread count), the strongest bare runtime, the anchor the service is
+   held to;
 2. **model only**: the served graph on each CPU runtime (``triton_host/python_backend/runtimes.py``,
-   the code Triton runs);
+   the code Triton runs) at the precision the serving config asks for ("auto" resolved here);
 3. **Triton only**: that graph behind a real Triton, gRPC clients at each concurrency, per runtime,
    dynamic batching on and off;
 4. **full service**: Triton as the serving config says plus the gateway (``imdsr gateway``, its
@@ -57,6 +60,10 @@ class Report:
     threads: int
     model_ms: dict[str, float] = field(default_factory=dict)  # per image, sequential, best runs
     levels: list[Level] = field(default_factory=list)
+    # What each model-only timing computed in (same keys as model_ms), and what the full service
+    # served (its GET /models: "auto" as the loaded model resolved it).
+    precisions: dict[str, str] = field(default_factory=dict)
+    served_precision: str | None = None
 
     def level(self, system: str, concurrency: int) -> Level | None:
         return next((lv for lv in self.levels if lv.system == system and lv.concurrency == concurrency),
@@ -109,26 +116,47 @@ def time_model(run: Callable[[], object], repeats: int) -> float:
 
 
 # --------------------------------------------------------------------------- the parts
-def bare_model_seconds(model, x: np.ndarray, threads: int, repeats: int, work: Path) -> float:  # noqa: ANN001
-    """The published architecture, exported to ONNX, on ONNX Runtime in-process."""
+def published_onnx(model, work: Path) -> Path:  # noqa: ANN001 - a torch module
+    """The published architecture exported as a user would: the tracer's graph, no simplifier of
+    ours, no wire outputs."""
     from bench.published import published_architecture
     from export.onnx_export import trace_to_onnx
-    from triton_host.python_backend.runtimes import make_runner
 
-    # Exported as a user would: the tracer's graph, no simplifier of ours.
     path = work / "published.onnx"
     path.write_bytes(trace_to_onnx(published_architecture(model), wire_outputs=False)
                      .SerializeToString())
+    return path
+
+
+def bare_model_seconds(path: Path, x: np.ndarray, threads: int, repeats: int) -> float:
+    """The published graph on ONNX Runtime in-process, f32 (its only precision here)."""
+    from triton_host.python_backend.runtimes import make_runner
+
     runner = make_runner("onnxruntime", str(path), threads)
     return time_model(lambda: runner.run(x, ["output"]), repeats)
 
 
+def openvino_defaults_seconds(path: Path, x: np.ndarray, repeats: int) -> tuple[float, str]:
+    """The published graph on OpenVINO with no setting at all, as someone trying it would run
+    it (bf16 on AMX CPUs, LATENCY, threads of its choosing); and the precision it picked."""
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(path)), "CPU")
+    request = compiled.create_infer_request()
+    precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    # OpenVINO names it "bfloat16"/"f32"; the project says bf16/f32
+    precision = {"bfloat16": "bf16", "float32": "f32"}.get(precision, precision)
+    return time_model(lambda: request.infer({0: x}), repeats), precision
+
+
 def served_model_seconds(onnx_file: Path, runtime: str, x: np.ndarray, threads: int,
-                         repeats: int) -> float:
+                         repeats: int, precision: str = "f32") -> tuple[float, str]:
+    """The served graph on ``runtime`` as the Python backend runs it; and its precision."""
     from triton_host.python_backend.runtimes import make_runner
 
-    runner = make_runner(runtime, str(onnx_file), threads)
-    return time_model(lambda: runner.run(x, [OUTPUT_U8_NAME]), repeats)
+    runner = make_runner(runtime, str(onnx_file), threads, precision=precision)
+    return time_model(lambda: runner.run(x, [OUTPUT_U8_NAME]), repeats), runner.precision
 
 
 @contextmanager
@@ -176,6 +204,14 @@ async def service_levels(url: str, png: bytes, variant: str, out_pixels: int,
 
         return [await closed_loop("service", call, c, max(rounds * c, 3), out_pixels)
                 for c in concurrencies]
+
+
+def served_precision(url: str, variant: str) -> str | None:
+    """What the gateway's GET /models says ``variant`` computes in."""
+    import httpx
+
+    models = httpx.get(f"{url}/models", timeout=60).raise_for_status().json()["models"]
+    return next((m.get("precision") for m in models if m["variant"] == variant), None)
 
 
 @contextmanager
@@ -249,9 +285,12 @@ def run_service_bench(b: ServiceBench, progress: Callable[[str], None] = print) 
     work = Path(tempfile.mkdtemp(prefix="imdsr-bench-service-"))
     try:
         model, _ = load_model(b.variant, b.weights)
-        report.model_ms["bare (published architecture, onnxruntime)"] = 1e3 * bare_model_seconds(
-            model, x, b.threads, b.repeats, work)
-        progress("bare model timed")
+        published = published_onnx(model, work)
+        report.model_ms[BARE] = 1e3 * bare_model_seconds(published, x, b.threads, b.repeats)
+        report.precisions[BARE] = "f32"
+        seconds, report.precisions[ANCHOR] = openvino_defaults_seconds(published, x, b.repeats)
+        report.model_ms[ANCHOR] = 1e3 * seconds
+        progress(f"bare model timed (ORT f32; OpenVINO defaults: {report.precisions[ANCHOR]})")
 
         def repository(name: str, runtime: str, batching: bool) -> Path:
             cpu = cfg.cpu.model_copy(update={"runtime": runtime, "intra_op_threads": b.threads,
@@ -265,9 +304,11 @@ def run_service_bench(b: ServiceBench, progress: Callable[[str], None] = print) 
         for runtime in b.runtimes:
             on = repository(f"{runtime}-batching", runtime, True)
             onnx_file = onnx_file or on / triton_name(b.variant) / "1" / "model.onnx"
-            report.model_ms[f"served graph, {runtime}"] = 1e3 * served_model_seconds(
-                onnx_file, runtime, x, b.threads, b.repeats)
-            progress(f"model only on {runtime} timed")
+            label = f"served graph, {runtime}"
+            seconds, report.precisions[label] = served_model_seconds(
+                onnx_file, runtime, x, b.threads, b.repeats, cfg.cpu.precision)
+            report.model_ms[label] = 1e3 * seconds
+            progress(f"model only on {runtime} timed ({report.precisions[label]})")
             for batching, repo in ((True, on), (False, repository(f"{runtime}-single", runtime, False))):
                 label = f"triton {runtime} batching {'on' if batching else 'off'}"
                 with triton(repo, work / "triton.log") as server:
@@ -279,9 +320,11 @@ def run_service_bench(b: ServiceBench, progress: Callable[[str], None] = print) 
         write_repository(served, "cpu", [ModelSource(b.variant, b.weights)], cfg)
         with triton(served, work / "triton.log") as server, \
                 gateway(server.grpc_url, b.variant, work / "gateway.log") as (_, url):
+            report.served_precision = served_precision(url, b.variant)
             report.levels += asyncio.run(service_levels(url, png, b.variant, out_pixels,
                                                         list(b.concurrencies), b.rounds))
-        progress(f"full service measured (runtime {cfg.cpu.runtime}, "
+        progress(f"full service measured (runtime {cfg.cpu.runtime}, precision "
+                 f"{cfg.cpu.precision} -> {report.served_precision}, "
                  f"preferred batch sizes {cfg.preferred_batch_sizes_for('cpu')})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -290,20 +333,33 @@ def run_service_bench(b: ServiceBench, progress: Callable[[str], None] = print) 
 
 # --------------------------------------------------------------------------- output
 BARE = "bare (published architecture, onnxruntime)"
+ANCHOR = "bare (published architecture, openvino defaults)"
+# Issue 26's targets at 4 clients: at least the strongest bare runtime's throughput, twice ONNX
+# Runtime f32's, and a lone request in 0.8 of ORT's model time (docs/PERFORMANCE.md).
+TARGETS = {"service lone p50 / bare model time": ("<=", 0.8),
+           "service Mpx/s at 4 clients / bare model Mpx/s": (">=", 2.0),
+           "service Mpx/s at 4 clients / openvino defaults Mpx/s": (">=", 1.0)}
 
 
 def ratios(report: Report, concurrency: int = 4) -> dict[str, float]:
     """The ratios the targets are stated in (docs/PERFORMANCE.md)."""
-    bare_s = report.model_ms[BARE] / 1e3
     h_w = report.image.split()[-1].split("x")
-    bare_mpx = int(h_w[0]) * int(h_w[1]) * SCALE * SCALE / bare_s / 1e6
+    out_pixels = int(h_w[0]) * int(h_w[1]) * SCALE * SCALE
+
+    def mpx(ms: float) -> float:
+        return out_pixels / (ms / 1e3) / 1e6
+
     out: dict[str, float] = {}
     lone = report.level("service", 1)
     busy = report.level("service", concurrency)
     if lone:
         out["service lone p50 / bare model time"] = lone.p50_ms / report.model_ms[BARE]
     if busy:
-        out[f"service Mpx/s at {concurrency} clients / bare model Mpx/s"] = busy.mpx_per_s / bare_mpx
+        out[f"service Mpx/s at {concurrency} clients / bare model Mpx/s"] = (
+            busy.mpx_per_s / mpx(report.model_ms[BARE]))
+        if ANCHOR in report.model_ms:
+            out[f"service Mpx/s at {concurrency} clients / openvino defaults Mpx/s"] = (
+                busy.mpx_per_s / mpx(report.model_ms[ANCHOR]))
     for name, ms in report.model_ms.items():
         if name != BARE:
             out[f"bare model time / {name} time"] = report.model_ms[BARE] / ms
@@ -313,8 +369,7 @@ def ratios(report: Report, concurrency: int = 4) -> dict[str, float]:
         runtime = system.split()[1]
         model_ms = report.model_ms.get(f"served graph, {runtime}")
         if lv and model_ms:
-            model_mpx = int(h_w[0]) * int(h_w[1]) * SCALE * SCALE / (model_ms / 1e3) / 1e6
-            out[f"{system} Mpx/s at {concurrency} / model only"] = lv.mpx_per_s / model_mpx
+            out[f"{system} Mpx/s at {concurrency} / model only"] = lv.mpx_per_s / mpx(model_ms)
         if system.endswith("on"):
             off = report.level(system[:-2] + "off", concurrency)
             if lv and off:
@@ -323,15 +378,21 @@ def ratios(report: Report, concurrency: int = 4) -> dict[str, float]:
 
 
 def format_report(report: Report) -> str:
-    lines = [f"{report.variant}, {report.image}, {report.threads} threads per runtime", "",
-             "| model only (sequential) | ms / image |", "| --- | --- |"]
-    lines += [f"| {name} | {ms:.0f} |" for name, ms in report.model_ms.items()]
+    lines = [f"{report.variant}, {report.image}, {report.threads} threads per runtime (OpenVINO "
+             f"defaults: its own); the full service served {report.served_precision or 'unknown'}",
+             "", "| model only (sequential) | precision | ms / image |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {report.precisions.get(name, '')} | {ms:.0f} |"
+              for name, ms in report.model_ms.items()]
     lines += ["", "| system | clients | requests | Mpx/s | p50 ms | p95 ms | failures |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {lv.system} | {lv.concurrency} | {lv.requests} | {lv.mpx_per_s:.2f} | "
               f"{lv.p50_ms:.0f} | {lv.p95_ms:.0f} | {lv.failures} |" for lv in report.levels]
-    lines += ["", "| ratio | value |", "| --- | --- |"]
-    lines += [f"| {name} | {value:.2f} |" for name, value in ratios(report).items()]
+    lines += ["", "| ratio | value | target |", "| --- | --- | --- |"]
+    for name, value in ratios(report).items():
+        op, bound = TARGETS.get(name, ("", None))
+        target = "" if bound is None else (
+            f"{op} {bound:g} ({'met' if (value <= bound if op == '<=' else value >= bound) else 'missed'})")
+        lines.append(f"| {name} | {value:.2f} | {target} |")
     return "\n".join(lines)
 
 
@@ -348,12 +409,13 @@ def plot(report: Report, out: Path) -> Path:
         xs = [lv.concurrency for lv in levels]
         left.plot(xs, [lv.mpx_per_s for lv in levels], marker="o", label=system)
         right.plot(xs, [lv.p95_ms for lv in levels], marker="o", label=system)
-    bare_mpx = None
     h_w = report.image.split()[-1].split("x")
-    if BARE in report.model_ms:
-        bare_mpx = int(h_w[0]) * int(h_w[1]) * SCALE * SCALE / report.model_ms[BARE] * 1e3 / 1e6
-        left.axhline(bare_mpx, color="grey", linestyle="--", label="bare model (published, ORT)")
-        right.axhline(report.model_ms[BARE], color="grey", linestyle="--", label="bare model time")
+    for key, color, label in ((BARE, "grey", "ORT f32"), (ANCHOR, "black", "OpenVINO defaults")):
+        if key in report.model_ms:
+            bare_mpx = int(h_w[0]) * int(h_w[1]) * SCALE * SCALE / report.model_ms[key] * 1e3 / 1e6
+            left.axhline(bare_mpx, color=color, linestyle="--", label=f"bare model ({label})")
+            right.axhline(report.model_ms[key], color=color, linestyle="--",
+                          label=f"bare model time ({label})")
     for ax, title in ((left, "output Mpx/s"), (right, "p95 latency, ms")):
         ax.set_xlabel("concurrent clients")
         ax.set_xscale("log", base=2)

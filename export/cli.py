@@ -13,6 +13,7 @@ import typer
 
 from imdsr.cli_support import fail
 from imdsr.contract import SCALE
+from imdsr.settings import PlanSettings
 
 export_app = typer.Typer(help="Turn weights into what Triton serves: ONNX, TensorRT plans, "
                               "model repositories.", no_args_is_help=True)
@@ -68,9 +69,7 @@ def onnx_cmd(
 
 
 TargetOpt = Annotated[str, typer.Option(help="gpu | jetson: whose serving-config section applies")]
-BuilderOpt = Annotated[str, typer.Option(
-    envvar="IMDSR_PLAN_BUILDER",
-    help="api (TensorRT's Python API) | trtexec (the TensorRT container's own binary)")]
+BuilderOpt = Annotated[str, PlanSettings.option("plan_builder")]
 
 
 def _trt_target(target: str) -> str:
@@ -96,7 +95,7 @@ def trt_cmd(
     fp16: Annotated[bool | None, typer.Option(
         "--fp16/--fp32", help="FP16 layers; I/O stays FP32 (default: serving config)")] = None,
     target: TargetOpt = "gpu",
-    builder: BuilderOpt = "api",
+    builder: BuilderOpt = "api",  # a build by hand; IMDSR_PLAN_BUILDER's default is the plans job's
     timing_cache: Annotated[Path | None, typer.Option(
         help="timing cache to reuse and update (default: ~/.cache/imdsr/tensorrt/, per GPU and TensorRT)")
     ] = None,
@@ -149,27 +148,19 @@ def trt_cmd(
 
 @export_app.command("plans")
 def plans_cmd(
-    target: Annotated[str, typer.Option(envvar="IMDSR_TARGET", help="gpu | jetson")],
-    variants: Annotated[str, typer.Option(envvar="IMDSR_VARIANTS", help="comma list")] = "c16nla,c4",
-    onnx_dir: Annotated[Path, typer.Option(
-        envvar="IMDSR_ONNX_DIR", help="holds imdeception_<variant>.onnx")] = Path("/opt/imdsr/onnx"),
-    cache: Annotated[Path, typer.Option(
-        envvar="IMDSR_PLAN_CACHE", help="plan cache root (a persistent volume)")
-    ] = Path("/var/cache/imdsr/plans"),
-    repo: Annotated[Path, typer.Option(
-        envvar="IMDSR_REPO_DIR", help="model repository to write (replaced whole)")] = Path("/models/repo"),
-    config: Annotated[Path | None, typer.Option(
-        "--config", envvar="IMDSR_SERVING_CONFIG", help="serving TOML (default: export/serving.toml)")
-    ] = None,
-    precision: Annotated[str | None, typer.Option(
-        envvar="IMDSR_PRECISION", help="fp16 | fp32 (default: the target's fp16 in the serving config)")
-    ] = None,
-    builder: BuilderOpt = "trtexec",
-    gpu_name: Annotated[str | None, typer.Option(envvar="IMDSR_GPU_NAME", help="override detection")] = None,
-    gpu_cc: Annotated[str | None, typer.Option(envvar="IMDSR_GPU_CC", help="override detection")] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", envvar="IMDSR_PLANS_DRY_RUN",
-        help="everything but the TensorRT build: placeholder plans under a key of their own")] = False,
+    target: Annotated[str, PlanSettings.option("target")],
+    variants: Annotated[str, PlanSettings.option("variants")] = PlanSettings.default("variants"),
+    onnx_dir: Annotated[Path, PlanSettings.option("onnx_dir")] = PlanSettings.default("onnx_dir"),
+    cache: Annotated[Path, PlanSettings.option("plan_cache")] = PlanSettings.default("plan_cache"),
+    repo: Annotated[Path, PlanSettings.option("repo_dir")] = PlanSettings.default("repo_dir"),
+    config: Annotated[Path | None, PlanSettings.option("serving_config", "--config")
+                      ] = PlanSettings.default("serving_config"),
+    precision: Annotated[str | None, PlanSettings.option("precision")] = PlanSettings.default("precision"),
+    builder: BuilderOpt = PlanSettings.default("plan_builder"),
+    gpu_name: Annotated[str | None, PlanSettings.option("gpu_name")] = PlanSettings.default("gpu_name"),
+    gpu_cc: Annotated[str | None, PlanSettings.option("gpu_cc")] = PlanSettings.default("gpu_cc"),
+    dry_run: Annotated[bool, PlanSettings.option("plans_dry_run", "--dry-run")
+                       ] = PlanSettings.default("plans_dry_run"),
 ) -> None:
     """Build (or find in the cache) this node's TensorRT plans and write the model repository.
 

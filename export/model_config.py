@@ -15,7 +15,10 @@ from export.trt_plan import cc_model_filenames
 from imdsr.contract import (
     ALIGN_PARAM,
     ARCH_PARAM,
+    BUCKET_PARAM,
     CONTEXT_PARAM,
+    DESCRIBE_PRIORITY,
+    DESCRIPTION_NAME,
     FLOPS_PARAM,
     INPUT_NAME,
     MAX_WINDOW_PARAM,
@@ -23,7 +26,9 @@ from imdsr.contract import (
     OUTPUT_NAME,
     OUTPUT_U8_NAME,
     PARAMS_PARAM,
+    PRECISION_PARAM,
     SECONDS_PER_MPX_PARAM,
+    TILE_PRIORITY,
     WEIGHTS_PARAM,
     WHOLE_PARAM,
     WIRE_DTYPE,
@@ -44,12 +49,20 @@ def _tensor(name: str, dtype: str) -> dict[str, Any]:
     return {"name": name, "data_type": Enum(f"TYPE_{dtype}"), "dims": [3, -1, -1]}
 
 
-def _dynamic_batching(cfg: ServingConfig, target: Target) -> dict[str, Any]:
+# A model that answers DESCRIPTION_NAME queues tiles at TILE_PRIORITY and describe requests at
+# DESCRIBE_PRIORITY, so that one waits for the execution under way only, not for every tile queued
+# (64 queued c16nla tiles are ~20 s on 2 cores); on a toy model it was answered in 0.9 s behind
+# four queued 1-s requests, in 4.4 s without priorities.
+
+
+def _dynamic_batching(cfg: ServingConfig, target: Target, describes: bool) -> dict[str, Any]:
     b = cfg.batching
     return {
         "preferred_batch_size": cfg.preferred_batch_sizes_for(target),
         "max_queue_delay_microseconds": b.max_queue_delay_us,
         "preserve_ordering": b.preserve_ordering,
+        "priority_levels": max(TILE_PRIORITY, DESCRIBE_PRIORITY) if describes else None,
+        "default_priority_level": TILE_PRIORITY if describes else None,
         "default_queue_policy": {
             "timeout_action": Enum(b.timeout_action),
             "default_timeout_microseconds": b.queue_timeout_us,
@@ -57,6 +70,12 @@ def _dynamic_batching(cfg: ServingConfig, target: Target) -> dict[str, Any]:
             "max_queue_size": b.max_queue_size,
         },
     }
+
+
+def _description_output() -> dict[str, Any]:
+    # UINT8 rather than TYPE_STRING: the Python backend of the pip-installed Triton (2.51) sent
+    # BYTES outputs back empty in a probe, while UINT8 [1, n] came back intact.
+    return {"name": DESCRIPTION_NAME, "data_type": Enum("TYPE_UINT8"), "dims": [-1]}
 
 
 def _warmup(cfg: ServingConfig, target: Target, dtype: str) -> list[dict[str, Any]]:
@@ -120,6 +139,7 @@ def _describe(variant: str, max_window: int, engine_bound: bool, cpu: bool) -> d
         ALIGN_PARAM: str(rule.align),
         MIN_WINDOW_PARAM: str(rule.min_side),
         WHOLE_PARAM: str(min(rule.whole_up_to, max_window)),
+        BUCKET_PARAM: str(rule.bucket),
     }
     # The registry's rate is a CPU figure: an accelerator's repository publishes none, so its
     # gateway starts from its own settings (k8s overlays) rather than from a CPU's speed.
@@ -151,8 +171,11 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
     elif native:
         if wire_dtype != WIRE_DTYPE:
             raise ValueError("the wire benchmark runs on the Python backend")
-        if t.precision != "f32":  # the native backends' precision keys are not verified here
-            raise ValueError("the native repository serves f32 only; set [cpu] precision = \"f32\"")
+        # The native backends' precision keys are not verified here: "auto" leaves each backend
+        # its own choice (ONNX Runtime f32; OpenVINO picks bf16 by itself on AMX CPUs).
+        if t.precision == "bf16":
+            raise ValueError("the native repository serves f32 only; set [cpu] precision = \"f32\" "
+                             "or \"auto\"")
         msg["backend"] = NATIVE_BACKENDS[t.runtime]
         msg["default_model_filename"] = ONNX_FILENAME
     else:
@@ -162,14 +185,18 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
     msg["output"] = [_tensor(OUTPUT_NAME, wire_dtype)]
     if wire_dtype == WIRE_DTYPE:  # the contract's model: 8-bit clients take the UINT8 output
         msg["output"].append(_tensor(OUTPUT_U8_NAME, "UINT8"))
+    # The Python backend (model.py) says what it runs: "auto" is resolved on the serving machine.
+    describes = wire_dtype == WIRE_DTYPE and not engines and not native
+    if describes:
+        msg["output"].append(_description_output())
     kind = "KIND_GPU" if isinstance(t, TrtTarget) else "KIND_CPU"
     msg["instance_group"] = [{"count": t.instance_count(variant), "kind": Enum(kind)}]
-    msg["dynamic_batching"] = _dynamic_batching(cfg, target)
+    msg["dynamic_batching"] = _dynamic_batching(cfg, target, describes)
     if isinstance(t, TrtTarget) and not engines:  # torch-cuda: the Python backend on the GPU
         params = {
             "model_file": TORCHSCRIPT_FILENAME,
             "runtime": t.runtime,
-            "precision": "fp16" if t.fp16 else "f32",
+            PRECISION_PARAM: "fp16" if t.fp16 else "f32",
             "device": "cuda",  # a KIND_GPU instance runs on the GPU Triton assigns it
         }
     elif isinstance(t, TrtTarget):
@@ -188,7 +215,8 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
             "runtime": t.runtime,
             "intra_op_threads": str(t.intra_op_threads),
             "allow_spinning": "1" if t.allow_spinning else "0",
-            "precision": t.precision,
+            "merge_requests": "1" if t.merge_requests else "0",
+            PRECISION_PARAM: t.precision,  # "auto": the model resolves it when it loads
         }
     # The largest window this model accepts (the TensorRT profile's max on gpu/jetson): the
     # gateway reads it from Triton and never sends more (imdsr/imaging/windows.py).

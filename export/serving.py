@@ -45,12 +45,16 @@ class CpuTarget(TargetBase):
     runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
     intra_op_threads: int = Field(2, ge=0)  # 0 lets the runtime use every core
     allow_spinning: bool = False
-    # bf16: OpenVINO on CPUs with AMX, ~2.5x f32 but a few 8-bit levels off it (opt-in).
-    precision: Literal["f32", "bf16"] = "f32"
+    # Whether the Python backend runs the requests Triton hands over together as one batch.
+    merge_requests: bool = False
+    # auto: resolved by the served model when it loads, on the serving CPU (runtimes.py
+    # resolve_precision): bf16 with OpenVINO where the CPU has AMX, f32 elsewhere. f32: within an
+    # 8-bit level of PyTorch everywhere. bf16: OpenVINO only, forced (slow without AMX).
+    precision: Literal["auto", "f32", "bf16"] = "auto"
 
     @model_validator(mode="after")
     def _precision_runs(self) -> CpuTarget:
-        if self.precision != "f32" and self.runtime != "openvino":
+        if self.precision == "bf16" and self.runtime != "openvino":
             raise ValueError(f"precision {self.precision} needs runtime = \"openvino\"")
         return self
 

@@ -37,6 +37,20 @@ WHOLE_PARAM = "imdsr_whole_up_to"
 # megapixel, until the gateway has learnt the model's own (service/admission.py). Measured or
 # derived on the CPU the project ships for; absent elsewhere (the gateway's settings decide).
 SECONDS_PER_MPX_PARAM = "imdsr_seconds_per_mpx"
+# config.pbtxt parameter: window sides are padded up to a multiple of this (LR px, 0: none), the
+# tiling rule's ``bucket`` (imdsr/imaging/tiling.py): a few window shapes, bounded runtime memory.
+BUCKET_PARAM = "imdsr_bucket"
+# config.pbtxt parameter of the Python-backend models: the precision asked for ("auto", "f32",
+# "bf16"; "fp16" with torch-cuda). "auto" is resolved by the model when it loads, on the serving
+# CPU; the model then answers what it runs through DESCRIPTION_NAME.
+PRECISION_PARAM = "precision"
+# An output of the Python-backend models: a request that asks for it alone is answered at once,
+# without running the network, with UTF-8 JSON ({"runtime": ..., "precision": ...}) as UINT8 [1, n].
+DESCRIPTION_NAME = "imdsr_description"
+# Triton queue priorities of the models that answer it (1 is Triton's highest): a describe
+# request waits for the execution under way only, never behind the tiles queued at the default.
+DESCRIBE_PRIORITY = 1
+TILE_PRIORITY = 2
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001

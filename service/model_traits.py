@@ -6,18 +6,24 @@ the gateway learns a new architecture's tiling from Triton alone.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from imdsr.contract import (
     ALIGN_PARAM,
     ARCH_PARAM,
+    BUCKET_PARAM,
     CONTEXT_PARAM,
+    DESCRIPTION_NAME,
     FLOPS_PARAM,
     MAX_WINDOW_PARAM,
     MIN_WINDOW_PARAM,
     PARAMS_PARAM,
+    PRECISION_PARAM,
     SECONDS_PER_MPX_PARAM,
     WEIGHTS_PARAM,
     WHOLE_PARAM,
@@ -53,6 +59,10 @@ class ModelTraits:
     params: int | None = None
     flops: int | None = None
     seconds_per_mpx: float | None = None  # admission's starting rate; None: the model publishes none
+    # The precision its config asks for ("auto", "f32", "bf16", "fp16"; None: says none), and
+    # whether the model answers DESCRIPTION_NAME (what "auto" became: ``Description``).
+    precision: str | None = None
+    describes: bool = False
 
     @classmethod
     def from_config(cls, triton_name: str, config: dict) -> ModelTraits:
@@ -66,6 +76,8 @@ class ModelTraits:
             align=_int(params, ALIGN_PARAM) or defaults.align,
             min_side=min_side,
             whole_up_to=_int(params, WHOLE_PARAM) or 0,
+            # absent (exported before buckets): the default, as `imdsr infer` pads
+            bucket=defaults.bucket if _int(params, BUCKET_PARAM) is None else _int(params, BUCKET_PARAM),
         )
         weights = params.get(WEIGHTS_PARAM, {}).get("string_value", "")
         arch = params.get(ARCH_PARAM, {}).get("string_value", "") or None
@@ -79,7 +91,15 @@ class ModelTraits:
             params=_int(params, PARAMS_PARAM),
             flops=_int(params, FLOPS_PARAM),
             seconds_per_mpx=_positive(params, SECONDS_PER_MPX_PARAM),
+            precision=params.get(PRECISION_PARAM, {}).get("string_value", "") or None,
+            describes=any(o.get("name") == DESCRIPTION_NAME for o in config.get("output", [])),
         )
+
+    @property
+    def fixed_precision(self) -> str | None:
+        """The precision the config alone says the model runs; None where the model decides when
+        it loads ("auto": ask it, ``Description``) or the config says nothing."""
+        return None if self.precision in (None, "auto") else self.precision
 
     def with_context(self, context: int | None) -> TilingRule:
         """The rule with the gateway's context override (IMDSR_TILE_CONTEXT), if one is set,
@@ -87,7 +107,27 @@ class ModelTraits:
         if context is None:
             return self.rule
         a = self.rule.align
-        return TilingRule(-(-context // a) * a, a, self.rule.min_side, self.rule.whole_up_to)
+        return replace(self.rule, context=-(-context // a) * a)
+
+
+@dataclass(frozen=True)
+class Description:
+    """What a loaded model says it runs (its answer to a request for DESCRIPTION_NAME alone)."""
+
+    runtime: str
+    precision: str
+
+    @classmethod
+    def from_output(cls, output: np.ndarray | None) -> Description:
+        """Parse the UINT8 [N, n] answer (UTF-8 JSON, one row per input row); ValueError if it
+        is not one."""
+        if output is None or output.dtype != np.uint8 or output.ndim != 2 or not output.size:
+            raise ValueError(f"not a model description: {None if output is None else output.shape}")
+        try:
+            data = json.loads(output[0].tobytes().decode())
+            return cls(runtime=str(data["runtime"]), precision=str(data["precision"]))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a model description: {exc}") from exc
 
 
 def starting_rate(variant: str, traits: ModelTraits, settings: Settings) -> float:

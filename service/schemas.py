@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -109,8 +111,48 @@ class ModelInfo(BaseModel):
     arch: str | None = Field(None, description="architecture: imdeception, imdn, rlfn, efdn")
     params: int | None = Field(None, description="parameters")
     flops: int | None = Field(None, description="FLOPs at 256x256 LR input (NTIRE 2022 counting)")
+    precision: str | None = Field(None, description="what the model computes in (f32, bf16, fp16), "
+                                  "as the loaded model says (precision auto: bf16 on AMX CPUs)")
     tiling: TilingInfo | None = None
 
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+
+
+# --- jobs (POST /jobs, service/jobs_api.py) --------------------------------------------------
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"        # accepted, waiting for a worker
+    RUNNING = "running"      # a gateway is upscaling it (or waiting for admission to let it)
+    DONE = "done"            # the result is at `result` until `expires`
+    FAILED = "failed"        # `error` says why (the error /upscale would have answered)
+    CANCELLED = "cancelled"  # DELETE /jobs/{id}: its tiles stopped, its result (if any) deleted
+
+    @property
+    def final(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+class JobProgress(BaseModel):
+    tiles_done: int = Field(0, ge=0, description="tiles placed, alpha plane's included")
+    tiles_total: int = Field(0, ge=0, description="0 until the job starts running")
+    frames_done: int = Field(0, ge=0)
+    frames_total: int = Field(0, ge=0, description="1 for a still picture; 0 until it starts")
+
+
+class JobStatus(BaseModel):
+    """A job: ``GET /jobs/{id}``, and the answer of ``POST /jobs`` and ``DELETE /jobs/{id}``."""
+
+    id: str = Field(description="unguessable: whoever has it can read and cancel the job")
+    status: JobState
+    model: str = Field(description="the model that runs it (chosen at submission)")
+    progress: JobProgress
+    created: datetime
+    started: datetime | None = Field(None, description="when its current run began")
+    finished: datetime | None = None
+    expires: datetime | None = Field(None, description="when a finished job's result and record "
+                                     "go (IMDSR_JOBS_TTL_S after it finished); then 410")
+    error: ErrorBody | None = Field(None, description="why it failed: the error /upscale answers")
+    result: str | None = Field(None, description="/jobs/{id}/result once done, until it expires")

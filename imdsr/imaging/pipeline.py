@@ -6,6 +6,10 @@ this module, so local and served results agree on every picture (alpha, 16-bit, 
 
 Memory stays bounded by the tiles in flight: each tile is converted to float on its own, and its
 result is rounded into the preallocated output as soon as it arrives.
+
+Cancelling the task that runs ``upscale`` (a client that hung up, a cancelled job) stops it
+sending tiles: the tiles not yet sent are cancelled before they reach ``infer`` and only those
+already in ``infer`` may finish. ``on_tile`` is called once per tile placed, for progress.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from imdsr.imaging.tiling import ALIGN, Tile, TilePlan, TilingRule, place, plan_
 # infer(batch NCHW float32 in [0, 1]) -> NCHW float32, x SCALE
 TileInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 SyncTileInfer = Callable[[np.ndarray], np.ndarray]
+# called once per tile placed in the output (job progress)
+TileDone = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -41,13 +47,15 @@ async def run_tiles(
     in_flight: int,
     scale: int = SCALE,
     out: np.ndarray | None = None,
+    on_tile: TileDone | None = None,
 ) -> np.ndarray:
     """Run every tile of ``plan`` with at most ``in_flight`` at once; stitch into ``out`` (default:
     a new array of the image's dtype; uint8/uint16 rounded, float32 clamped to [0, 1]).
 
     Tiles go one per call, several at once, so that Triton's dynamic batcher can batch tiles of
     this request with each other and with other requests'. On the first failure the remaining
-    tiles are cancelled (TaskGroup) and that error propagates.
+    tiles are cancelled (TaskGroup) and that error propagates; so are they when the caller's task
+    is cancelled, before any of them is sent.
     """
     h, w, c = image.shape
     output = np.empty((h * scale, w * scale, c), dtype=image.dtype) if out is None else out
@@ -58,6 +66,8 @@ async def run_tiles(
             batch = await asyncio.to_thread(tile_input, image, tile)
             result = await infer(batch)
             await asyncio.to_thread(place, output, tile, result, scale)
+        if on_tile is not None:
+            on_tile()
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -94,23 +104,32 @@ class AlphaMode(StrEnum):
 
 
 async def _alpha_through_model(alpha: np.ndarray, plan: TilePlan, infer: TileInfer, in_flight: int,
-                               out: np.ndarray) -> None:
+                               out: np.ndarray, on_tile: TileDone | None) -> None:
     grey = np.repeat(alpha[..., None], 3, axis=2)  # input-sized: small next to the output
-    result = await run_tiles(grey, plan, infer, in_flight)
+    result = await run_tiles(grey, plan, infer, in_flight, on_tile=on_tile)
     out[...] = result.mean(axis=2, dtype=np.float32).round().astype(out.dtype)
 
 
-def _pad_to(picture: Picture, side: int) -> Picture:
-    """``picture`` edge-padded at the bottom/right to at least ``side`` px a side: the smallest
-    window some networks can run (RLFN's and EFDN's pooling); the output is cropped back."""
-    ph, pw = max(0, side - picture.height), max(0, side - picture.width)
+def _pad_to(picture: Picture, size: tuple[int, int]) -> Picture:
+    """``picture`` mirrored at the bottom/right out to ``size`` (``TilingRule.padded``: the
+    smallest window some networks can run, RLFN's and EFDN's pooling, and the window buckets);
+    the output is cropped back. Mirrored (numpy's "symmetric"): the border costs least fidelity
+    so (imdsr/imaging/tiling.py, "Window buckets")."""
+    ph, pw = max(0, size[0] - picture.height), max(0, size[1] - picture.width)
     if not (ph or pw):
         return picture
 
     def pad(plane: np.ndarray) -> np.ndarray:
-        return np.pad(plane, ((0, ph), (0, pw)) + ((0, 0),) * (plane.ndim - 2), mode="edge")
+        return np.pad(plane, ((0, ph), (0, pw)) + ((0, 0),) * (plane.ndim - 2), mode="symmetric")
 
     return picture.with_planes(pad(picture.color), None if picture.alpha is None else pad(picture.alpha))
+
+
+def tile_count(height: int, width: int, *, tile: int, rule: TilingRule, alpha_through_model: bool
+               ) -> int:
+    """The tiles ``upscale`` sends for one picture of this size (the total its progress counts)."""
+    plan = plan_tiles(*rule.padded(height, width), tile, rule.context, rule.align)
+    return len(plan) * (2 if alpha_through_model else 1)
 
 
 async def upscale(
@@ -122,23 +141,24 @@ async def upscale(
     in_flight: int,
     final: FinalSize | None = None,
     alpha_mode: AlphaMode = AlphaMode.MODEL,
+    on_tile: TileDone | None = None,
 ) -> UpscaleResult:
     """x4 of ``picture`` through ``infer`` (tiles placed by the model's ``rule``), then to
-    ``final`` (default: x4 as it is)."""
+    ``final`` (default: x4 as it is); ``on_tile`` after each tile (``tile_count`` in all)."""
     height, width = picture.height, picture.width
-    original, picture = picture, _pad_to(picture, rule.min_side)
+    original, picture = picture, _pad_to(picture, rule.padded(height, width))
     plan = plan_tiles(picture.height, picture.width, tile, rule.context, rule.align)
     size = (picture.height * SCALE, picture.width * SCALE)
     if picture.alpha is None:
-        color, alpha = await run_tiles(picture.color, plan, infer, in_flight), None
+        color, alpha = await run_tiles(picture.color, plan, infer, in_flight, on_tile=on_tile), None
     else:
         # Colour and alpha share one interleaved buffer: the encoder takes it as it is, with no
         # full-size copy to put the planes together.
         planes = np.empty((*size, 4), dtype=picture.color.dtype)
         color, alpha = planes[..., :3], planes[..., 3]
-        await run_tiles(picture.color, plan, infer, in_flight, out=color)
+        await run_tiles(picture.color, plan, infer, in_flight, out=color, on_tile=on_tile)
         if alpha_mode is AlphaMode.MODEL:
-            await _alpha_through_model(picture.alpha, plan, infer, in_flight, alpha)
+            await _alpha_through_model(picture.alpha, plan, infer, in_flight, alpha, on_tile)
         else:
             alpha[...] = await asyncio.to_thread(resize_plane, picture.alpha, size, BICUBIC)
     if picture is not original:  # padded: keep the part that is the picture

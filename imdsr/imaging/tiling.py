@@ -23,6 +23,18 @@ for them and they run whole up to ``whole_up_to`` pixels a side.
 Interior windows are all ``tile + 2 * context`` square, so Triton's dynamic batcher can batch them
 across tiles and across requests; windows at the bottom/right border end at the border and are
 smaller.
+
+Window buckets: every new window shape costs the serving runtime compiled kernels and buffers that
+it keeps (a Triton stub grew 298 -> 601 MiB over 200 random shapes, and was still growing; over
+200 windows of 25 shapes it levelled at 343 MiB: docs/RELIABILITY.md). So the picture pipeline
+pads each side of an image up to a multiple of the rule's ``bucket`` (``TilingRule.padded``,
+mirrored at the bottom/right) before it plans the tiles, and crops the result back. The padding
+depends on the image alone, never on the tile, so tiles still reproduce whole-image inference
+(of the padded image) exactly; with the default tile (256, a multiple of the 64-px bucket) every
+window side is a multiple of 64 up to the window: 25 shapes for c16nla's 320-px windows.
+Mirroring, not repeating the edge pixel: over 30 BSD100 images (LR 120x80, padded to 128x128)
+c16nla lost 0.0017 dB Y-PSNR mirrored (worst image -0.014), 0.024 dB edge-repeated (worst -0.16),
+0.16 dB zero-padded (docs/PERFORMANCE.md, "Window buckets").
 """
 
 from __future__ import annotations
@@ -35,6 +47,10 @@ import numpy as np
 ALIGN = 32          # IMDeception's attention region, in LR pixels
 DEFAULT_TILE = 256  # core size of interior tiles (chosen by `imdsr bench tiling`, see PERFORMANCE)
 DEFAULT_CONTEXT = 32
+# Window sides snap up to multiples of this (LR px): see "Window buckets" above. 64 rather than 32:
+# 25 window shapes instead of 100 at the 320-px window, for the same fidelity (BSD100: -0.0016 dB
+# at 32, -0.0017 dB at 64), at up to 63 px of padding per side.
+DEFAULT_BUCKET = 64
 
 
 @dataclass(frozen=True)
@@ -42,27 +58,45 @@ class TilingRule:
     """How a model's tiles must sit to match whole-image inference (chosen by measurement).
 
     ``context`` and ``align`` as above; ``min_side``: the smallest window the network can run
-    (smaller images are edge-padded to it); ``whole_up_to``: images whose sides all fit run as one
-    window (0: the served window limit decides, as for any model).
+    (smaller images are padded to it); ``whole_up_to``: images whose sides all fit run as one
+    window (0: the served window limit decides, as for any model); ``bucket``: image sides are
+    padded up to a multiple of it before tiling (0: not at all), see "Window buckets" above.
     """
 
     context: int = DEFAULT_CONTEXT
     align: int = ALIGN
     min_side: int = 1
     whole_up_to: int = 0
+    bucket: int = DEFAULT_BUCKET
 
     def __post_init__(self) -> None:
-        if self.align < 1 or self.context < 0 or self.context % self.align or self.min_side < 1:
+        if (self.align < 1 or self.context < 0 or self.context % self.align or self.min_side < 1
+                or self.bucket < 0):
             raise ValueError(f"invalid tiling rule {self}")
+
+    def padded_side(self, n: int) -> int:
+        """The side an image side of ``n`` px is padded to before tiling: at least ``min_side``,
+        rounded up to ``bucket``, but never past ``whole_up_to`` for a side that runs whole."""
+        side = max(n, self.min_side)
+        if not self.bucket:
+            return side
+        up = -(-side // self.bucket) * self.bucket
+        if self.whole_up_to and side <= self.whole_up_to:
+            up = min(up, self.whole_up_to)
+        return up
+
+    def padded(self, height: int, width: int) -> tuple[int, int]:
+        """``padded_side`` of both sides: the image the network actually sees."""
+        return self.padded_side(height), self.padded_side(width)
 
     def tile(self, requested: int) -> int:
         """``requested`` rounded down to a multiple of ``align`` (at least one ``align``)."""
         return max(self.align, requested // self.align * self.align)
 
     def one_window(self, height: int, width: int) -> int:
-        """The tile that makes one window of the whole image (padded to ``min_side``): its longer
-        side rounded up to ``align``, so the tile stays a valid one for this rule."""
-        side = max(height, width, self.min_side)
+        """The tile that makes one window of the whole (padded) image: its longer padded side
+        rounded up to ``align``, so the tile stays a valid one for this rule."""
+        side = max(self.padded(height, width))
         return side + (-side) % self.align
 
     def whole_tile(self, height: int, width: int) -> int | None:

@@ -7,6 +7,9 @@ window, so a model accepts every request of a tile exactly when
 
     1 <= window side <= max_side  and  tile + 2 * context <= max_side.
 
+(The image is the one padded to the rule's buckets, ``TilingRule.padded``: its windows are what
+goes over the wire, so a whole image must fit once padded.)
+
 The same ``WindowLimits`` shapes the TensorRT profiles (``export/trt_plan.py``), is written into
 each model's ``config.pbtxt`` (parameter ``imdsr_max_window``) and is read back from Triton by the
 gateway, so engine and gateway cannot drift apart. ``choose_tile`` is the one tile choice over
@@ -78,14 +81,16 @@ def choose_tile(rule: TilingRule, limits: WindowLimits | None, height: int, widt
     * else ``default`` rounded the same way and shrunk to what the model accepts
       (``WindowTooSmallError`` when the context alone fills its largest window).
     """
-    too_wide = limits is not None and max(height, width) > limits.max_side
+    # The network sees the image padded to the rule's buckets: that is the one window's size.
+    side = max(rule.padded(height, width))
+    too_wide = limits is not None and side > limits.max_side
     whole = rule.whole_tile(height, width)
     if whole is not None and not too_wide:
         return whole
     if requested == WHOLE_IMAGE:
         if limits is not None and too_wide:
             raise TileTooLargeError(
-                f"the whole {width}x{height} image needs a window of {max(height, width)} px; this "
+                f"the whole {width}x{height} image needs a window of {side} px; this "
                 f"model accepts windows up to {limits.max_side} px",
                 limits.largest_tile(rule.context, rule.align))
         return rule.one_window(height, width)

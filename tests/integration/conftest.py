@@ -30,14 +30,17 @@ class TritonHandle:
 
 
 def _test_serving_config():  # noqa: ANN202 - export.serving.ServingConfig
-    """The shipped serving.toml, shrunk for two shared cores: one instance, one runtime thread."""
+    """The shipped serving.toml, shrunk for two shared cores: one instance, one runtime thread;
+    f32, so that served and PyTorch results agree within a level on any CPU (the shipped "auto"
+    is bf16 on AMX CPUs: tests/integration/test_precision_auto.py holds that one)."""
     from export.serving import load_serving
 
     cfg = load_serving()
     # Batching stays on here (the shipped CPU config sends requests alone, PERFORMANCE.md): the
     # shared server exercises the dynamic batching that the GPU targets rely on.
     cpu = cfg.cpu.model_copy(update={"instances": {"default": 1}, "intra_op_threads": 1,
-                                     "warmup_batch_sizes": [], "preferred_batch_sizes": None})
+                                     "warmup_batch_sizes": [], "preferred_batch_sizes": None,
+                                     "merge_requests": True, "precision": "f32"})
     return cfg.model_copy(update={"cpu": cpu})
 
 

@@ -21,7 +21,14 @@ def test_bench_service_runs_every_part(variant_weights, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     report = json.loads((out / "service.json").read_text())
     assert set(report["model_ms"]) == {"bare (published architecture, onnxruntime)",
+                                       "bare (published architecture, openvino defaults)",
                                        "served graph, onnxruntime", "served graph, openvino"}
+    # each timing says what it computed in; the service, what the loaded model resolved "auto" to
+    from triton_host.python_backend.runtimes import resolve_precision
+
+    assert set(report["precisions"]) == set(report["model_ms"])
+    assert report["precisions"]["served graph, openvino"] == report["served_precision"] == \
+        resolve_precision("openvino", "auto")
     systems = {(lv["system"], lv["concurrency"]) for lv in report["levels"]}
     for system in ("triton onnxruntime batching on", "triton onnxruntime batching off",
                    "triton openvino batching on", "triton openvino batching off", "service"):
@@ -29,4 +36,6 @@ def test_bench_service_runs_every_part(variant_weights, tmp_path: Path) -> None:
     assert all(lv["failures"] == 0 and lv["mpx_per_s"] > 0 for lv in report["levels"])
     text = (out / "service.md").read_text()
     assert "service lone p50 / bare model time" in text
+    assert "service Mpx/s at 4 clients / openvino defaults Mpx/s" not in text  # no 4-client level
+    assert f"the full service served {report['served_precision']}" in text
     assert (out / "service.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

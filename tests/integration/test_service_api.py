@@ -47,7 +47,8 @@ def test_raw_body_round_trip(client: TestClient) -> None:
     assert r.headers["content-type"] == "image/png"
     assert r.headers["x-input-size"] == "70x50" and r.headers["x-output-size"] == "280x200"
     assert r.headers["x-model"] == "c4"
-    assert int(r.headers["x-tiles"]) == 6  # tile 32, no context: 2 x 3 tiles
+    # tile 32, no context, on the image padded to its 64-px window bucket (128x64): 4 x 2 tiles
+    assert int(r.headers["x-tiles"]) == 8
     assert "infer;dur=" in r.headers["server-timing"]
     assert Image.open(io.BytesIO(r.content)).size == (280, 200)
 

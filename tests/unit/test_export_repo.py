@@ -18,7 +18,9 @@ from export.serving import ServingConfig, load_serving
 from imdsr.contract import (
     ALIGN_PARAM,
     ARCH_PARAM,
+    BUCKET_PARAM,
     CONTEXT_PARAM,
+    DESCRIPTION_NAME,
     INPUT_NAME,
     MAX_WINDOW_PARAM,
     MIN_WINDOW_PARAM,
@@ -73,9 +75,13 @@ def test_every_config_parses_with_tritons_schema(cfg: ServingConfig, variant: st
     assert m.name == (f"imdeception_{variant}" if get_variant(variant).arch == "imdeception" else variant)
     assert m.max_batch_size == cfg.max_batch_for(target)  # type: ignore[arg-type]
     io = [(t.name, t.data_type, list(t.dims)) for t in [*m.input, *m.output]]
+    # the Python-backend models (cpu) also say what they run; TensorRT plans cannot
+    described = [(DESCRIPTION_NAME, mc.TYPE_UINT8, [-1])] if target == "cpu" else []
     assert io == [(INPUT_NAME, mc.TYPE_FP32, [3, -1, -1]), (OUTPUT_NAME, mc.TYPE_FP32, [3, -1, -1]),
-                  (OUTPUT_U8_NAME, mc.TYPE_UINT8, [3, -1, -1])]
+                  (OUTPUT_U8_NAME, mc.TYPE_UINT8, [3, -1, -1]), *described]
     b = m.dynamic_batching
+    # describe requests jump the queue of tiles (priority 1 of 2)
+    assert (b.priority_levels, b.default_priority_level) == ((2, 2) if described else (0, 0))
     assert list(b.preferred_batch_size) == cfg.preferred_batch_sizes_for(target)  # type: ignore[arg-type]
     assert b.max_queue_delay_microseconds == cfg.batching.max_queue_delay_us
     assert b.default_queue_policy.max_queue_size == cfg.batching.max_queue_size
@@ -92,10 +98,12 @@ def test_every_config_parses_with_tritons_schema(cfg: ServingConfig, variant: st
     window = cfg.window if target != "cpu" else max(cfg.window, rule.whole_up_to)
     assert m.parameters[MAX_WINDOW_PARAM].string_value == str(window)
     published = {k: m.parameters[k].string_value for k in (ARCH_PARAM, CONTEXT_PARAM, ALIGN_PARAM,
-                                                             MIN_WINDOW_PARAM, WHOLE_PARAM)}
+                                                             MIN_WINDOW_PARAM, WHOLE_PARAM,
+                                                             BUCKET_PARAM)}
     assert published == {ARCH_PARAM: get_variant(variant).arch, CONTEXT_PARAM: str(rule.context),
                          ALIGN_PARAM: str(rule.align), MIN_WINDOW_PARAM: str(rule.min_side),
-                         WHOLE_PARAM: str(min(rule.whole_up_to, window))}
+                         WHOLE_PARAM: str(min(rule.whole_up_to, window)),
+                         BUCKET_PARAM: str(rule.bucket)}
 
 
 def test_cpu_config_runs_python_backend_on_cpu(cfg: ServingConfig) -> None:
@@ -274,7 +282,10 @@ def test_cpu_precision_reaches_the_backend_and_native_repos_refuse_bf16(cfg: Ser
     from export.model_config import model_config
 
     params = {p["key"]: p["value"]["string_value"] for p in model_config("c4", "cpu", cfg)["parameters"]}
-    assert params["precision"] == "f32"
+    assert params["precision"] == "auto"  # the default: resolved by the model where it loads
+    native = model_config("c4", "cpu", cfg, native=True)  # "auto": the native backend's own choice
+    assert "precision" not in {p["key"] for p in native["parameters"]}
+    assert DESCRIPTION_NAME not in [o["name"] for o in native["output"]]
     bf16 = cfg.model_copy(update={"cpu": cfg.cpu.model_copy(update={"runtime": "openvino",
                                                                     "precision": "bf16"})})
     params = {p["key"]: p["value"]["string_value"] for p in model_config("c4", "cpu", bf16)["parameters"]}

@@ -83,7 +83,8 @@ def test_tile_choice() -> None:
     assert _plan(big, tile=128).tile == 128
     assert _plan(big, settings=Settings(tile=512)).tile == 256  # shrunk to what the model takes
     assert _plan(big, traits=RLFN, tile=256).tile == 252  # rounded down to RLFN's alignment
-    assert _plan(_picture(700, 1000), traits=RLFN, tile=64).tile == 1002  # RLFN runs it whole
+    # RLFN runs it whole: 1000 px padded to its 1024-px bucket, one tile (rounded to 6) covers it
+    assert _plan(_picture(700, 1000), traits=RLFN, tile=64).tile == 1026
     assert _plan(big, settings=Settings(tile_context=64)).rule.context == 64
 
 

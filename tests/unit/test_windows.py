@@ -122,9 +122,12 @@ def test_default_tile_shrinks_to_what_the_model_accepts() -> None:
     # RLFN: tiles rounded down to its alignment; whole up to its limit when the model takes it.
     rlfn = TilingRule(context=30, align=6, min_side=15, whole_up_to=1024)
     assert choose_tile(rlfn, WindowLimits(max_side=1024, min_side=15), 2048, 2048, 256) == 252
-    assert choose_tile(rlfn, WindowLimits(max_side=1024), 700, 1000, default=512) == 1002
+    # 1000 px is padded to its 1024-px bucket, which one tile (1026: rounded to 6) covers whole
+    assert choose_tile(rlfn, WindowLimits(max_side=1024), 700, 1000, default=512) == 1026
     assert choose_tile(rlfn, WindowLimits(max_side=320), 700, 1000, default=512) == 258
-    assert choose_tile(rlfn, None, 700, 1000, requested=64) == 1002  # the rule wins over a request
+    assert choose_tile(rlfn, None, 700, 1000, requested=64) == 1026  # the rule wins over a request
+    unbucketed = TilingRule(context=30, align=6, min_side=15, whole_up_to=1024, bucket=0)
+    assert choose_tile(unbucketed, WindowLimits(max_side=1024), 700, 1000, default=512) == 1002
 
 
 def test_a_requested_tile_must_fit_and_names_the_largest_that_does() -> None:

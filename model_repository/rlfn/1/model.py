@@ -8,6 +8,13 @@ and that runtime only (a CPU model never imports torch). Settings come from the 
 ``parameters``; each request gets the outputs it asks for (``output`` FP32, ``output_u8`` UINT8),
 computed once per batch.
 The wire-benchmark models change the dtypes of ``input``/``output`` instead (FP16/UINT8).
+
+What the model runs is resolved here, when it loads, on the machine that serves it (``precision``
+"auto": runtimes.resolve_precision), and said two ways, since a Python-backend model can add no
+parameter to its config: Triton's /metrics carries ``imdsr_model_info{model, version, runtime,
+precision} 1``, and a request that asks for the ``imdsr_description`` output alone is answered at
+once, without running the network, with JSON ``{"runtime", "precision"}`` as UINT8 bytes (what
+the gateway's GET /models asks; it goes at Triton priority 1, ahead of queued tiles).
 """
 
 import json
@@ -43,6 +50,7 @@ from runtimes import make_runner  # noqa: E402
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 OUTPUT_U8_NAME = "output_u8"
+DESCRIPTION_NAME = "imdsr_description"  # imdsr/contract.py; this file is copied alone
 
 
 def _decode(x: np.ndarray) -> np.ndarray:
@@ -76,27 +84,49 @@ class TritonPythonModel:
         version_dir = Path(args["model_repository"]) / args["model_version"]
         # model_file: what the runtime loads (torch-cuda: TorchScript); else the ONNX graph.
         model_path = version_dir / params.get("model_file", params.get("onnx_file", "model.onnx"))
+        # The graph's outputs; the description is answered here, never computed by the graph.
         self.out_dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"])
-                           for o in config["output"]}
-        self.runner = make_runner(params.get("runtime", "onnxruntime"), str(model_path),
+                           for o in config["output"] if o["name"] != DESCRIPTION_NAME}
+        runtime = params.get("runtime", "onnxruntime")
+        self.runner = make_runner(runtime, str(model_path),
                                   int(params.get("intra_op_threads", "0")),
                                   params.get("allow_spinning", "0") == "1",
                                   params.get("precision", "f32"), _device(args, params))
+        # "0" (the cpu config): each request runs on its own even when Triton hands over several
+        # (its dynamic batcher does, whatever the preferred batch sizes): on CPU runtimes a batch
+        # costs more per window than single windows, and each batch size is a new shape to keep.
+        self.merge = params.get("merge_requests", "1") == "1"
         self.name = args["model_name"]
+        described = {"runtime": runtime, "precision": self.runner.precision}
+        self.description = np.frombuffer(json.dumps(described, sort_keys=True).encode(), np.uint8)
+        self.info = _publish_info({"model": self.name, "version": str(args.get("model_version", "")),
+                                   "instance": args.get("model_instance_name", ""), **described})
 
     def _wanted(self, request) -> list[str]:  # noqa: ANN001 - pb_utils.InferenceRequest
         names = [n for n in request.requested_output_names() if n in self.out_dtypes]
         return names or list(self.out_dtypes)
 
+    def _describe(self, request):  # noqa: ANN001, ANN202 - pb_utils request and response
+        """The answer to a request for the description alone: one row per input row."""
+        rows = pb_utils.get_input_tensor_by_name(request, INPUT_NAME).as_numpy().shape[0]
+        table = np.ascontiguousarray(np.broadcast_to(self.description, (rows, self.description.size)))
+        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(DESCRIPTION_NAME, table)])
+
     def execute(self, requests: list) -> list:
-        # The dynamic batcher hands over several requests; those of one shape run as one batch,
-        # computing every output any of them asked for.
-        inputs = [pb_utils.get_input_tensor_by_name(r, INPUT_NAME).as_numpy() for r in requests]
-        wanted = [self._wanted(r) for r in requests]
-        groups: dict[tuple, list[int]] = {}
-        for i, x in enumerate(inputs):
-            groups.setdefault(x.shape[1:], []).append(i)
         responses: list = [None] * len(requests)
+        # A describe request runs nothing; the rest as below.
+        for i, r in enumerate(requests):
+            if list(r.requested_output_names()) == [DESCRIPTION_NAME]:
+                responses[i] = self._describe(r)
+        pending = [i for i, answered in enumerate(responses) if answered is None]
+        # The dynamic batcher hands over several requests; those of one shape run as one batch
+        # (unless merging is off), computing every output any of them asked for.
+        inputs = {i: pb_utils.get_input_tensor_by_name(requests[i], INPUT_NAME).as_numpy()
+                  for i in pending}
+        wanted = {i: self._wanted(requests[i]) for i in pending}
+        groups: dict[object, list[int]] = {}
+        for i, x in inputs.items():
+            groups.setdefault(x.shape[1:] if self.merge else i, []).append(i)
         for indices in groups.values():
             batch = np.concatenate([inputs[i] for i in indices]) if len(indices) > 1 else inputs[indices[0]]
             names = sorted({n for i in indices for n in wanted[i]})
@@ -121,3 +151,19 @@ class TritonPythonModel:
 
     def finalize(self) -> None:
         self.runner = None
+        self.info = None
+
+
+def _publish_info(labels: dict[str, str]):  # noqa: ANN202 - (MetricFamily, Metric) or None
+    """``imdsr_model_info{model, version, instance, runtime, precision} 1`` on Triton's /metrics,
+    or None where this Triton's Python backend has no custom metrics (before 23.05): the
+    description output still says it. One series per instance (each resolves on its own and
+    removes its own when unloaded); the caller keeps the pair: a metric goes with its family."""
+    family_type = getattr(pb_utils, "MetricFamily", None)
+    if family_type is None:
+        return None
+    family = family_type(name="imdsr_model_info", kind=family_type.GAUGE,
+                         description="What a served model instance runs (always 1)")
+    metric = family.Metric(labels=labels)
+    metric.set(1)
+    return family, metric

@@ -9,6 +9,8 @@ Triton serves and the model the benchmark times are one piece of code.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 RUNTIMES = ("onnxruntime", "openvino")  # the CPU runtimes
@@ -16,16 +18,62 @@ RUNTIMES = ("onnxruntime", "openvino")  # the CPU runtimes
 # `imdsr export repo --target gpu` writes with [gpu] runtime = "torch-cuda" (export/serving.toml).
 GPU_RUNTIMES = ("torch-cuda",)
 # f32: exact (within an 8-bit level of PyTorch). bf16 (OpenVINO only): ~2.5x faster on CPUs with
-# AMX, within a few levels of f32 (docs/PERFORMANCE.md, "bf16 on AMX"); off by default.
+# AMX, within a few levels of f32 and 0.001 dB Y-PSNR of it (docs/PERFORMANCE.md, "bf16 on AMX").
 # fp16 (torch-cuda only): half-precision weights and activations, FP32 on the wire.
+# auto: resolved where the model loads (``resolve_precision``), never at export time.
 PRECISIONS = ("f32", "bf16", "fp16")
+AUTO = "auto"
 OUTPUT_U8_NAME = "output_u8"
+# The CPU features bf16 is fast with: AMX's bf16 tiles. AVX512_BF16 alone (Cooper Lake, Zen 4) has
+# not been measured, so it stays f32 there.
+AMX_FLAGS = frozenset({"amx_bf16", "amx_tile"})
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (empty where there is no /proc/cpuinfo)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def openvino_capabilities() -> frozenset[str]:
+    """What OpenVINO's CPU plugin says it can run here (``BF16``, ``FP32``, ``INT8``...)."""
+    import openvino as ov
+
+    return frozenset(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def auto_precision(runtime: str, flags: frozenset[str], capabilities: frozenset[str]) -> str:
+    """``auto`` for ``runtime`` on a CPU with these flags and OpenVINO capabilities: bf16 with
+    OpenVINO where the CPU has AMX and OpenVINO runs BF16 (2.1-2.5x f32, -0.0004 dB Y-PSNR on
+    BSD100), f32 everywhere else."""
+    if runtime == "openvino" and flags >= AMX_FLAGS and "BF16" in capabilities:
+        return "bf16"
+    return "f32"
+
+
+def resolve_precision(runtime: str, precision: str) -> str:
+    """The precision ``runtime`` runs for the configured ``precision``, on this machine."""
+    if precision != AUTO:
+        return precision
+    if runtime != "openvino":
+        return "f32"  # ONNX Runtime runs this graph in f32 only; torch-cuda says fp16 or f32
+    return auto_precision(runtime, cpu_flags(), openvino_capabilities())
 
 
 class Runner:
-    """``run(x, names) -> [arrays]``: the graph's named outputs for input ``x`` (FP32 NCHW)."""
+    """``run(x, names) -> [arrays]``: the graph's named outputs for input ``x`` (FP32 NCHW);
+    ``precision``: what it computes in (resolved, never "auto")."""
 
     runtime = ""
+    precision = "f32"
 
     def run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
         raise NotImplementedError
@@ -65,6 +113,7 @@ class OpenVinoRunner(Runner):
         }
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = str(threads)
+        self.precision = precision
         self.compiled = core.compile_model(core.read_model(path), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.outputs = {o.get_any_name(): o for o in self.compiled.outputs}
@@ -103,6 +152,7 @@ class TorchRunner(Runner):
             torch.backends.cudnn.benchmark = True
         elif precision != "f32":
             raise ValueError(f"torch on {self.device} runs f32 only, not {precision}")
+        self.precision = precision
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         module = torch.jit.load(path, map_location=self.device)
         self.module = module.to(self.dtype).eval()
@@ -129,9 +179,12 @@ def _to_numpy(t) -> np.ndarray:  # noqa: ANN001 - a CPU torch.Tensor
 
 def make_runner(runtime: str, path: str, threads: int = 0, spinning: bool = False,
                 precision: str = "f32", device: str = "cuda") -> Runner:
-    """``device`` applies to torch-cuda only (``cuda``, ``cuda:N``; ``cpu`` to rehearse)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    """``device`` applies to torch-cuda only (``cuda``, ``cuda:N``; ``cpu`` to rehearse);
+    ``precision`` may be "auto" (``resolve_precision``); the runner's ``precision`` says what."""
+    if precision not in (*PRECISIONS, AUTO):
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join((AUTO, *PRECISIONS))}")
+    if runtime in (*RUNTIMES, *GPU_RUNTIMES):
+        precision = resolve_precision(runtime, precision)
     if runtime == "onnxruntime":
         if precision != "f32":
             raise ValueError(f"ONNX Runtime runs this graph in f32 only, not {precision}")
