@@ -71,7 +71,7 @@ def summary(
     typer.echo(f"Input {height}x{width} (LR), x4. FLOPs = conv MACs + one per activated element "
                "(NTIRE 2022 convention); Acts = elements of all conv outputs; #conv counts a "
                "grouped conv once.")
-    header = (f"{'variant':8} {'arch':11} {'params':>9} {'paper':>9} {'FLOPs[G]':>9} {'Acts[M]':>8} "
+    header = (f"{'variant':11} {'arch':11} {'params':>9} {'paper':>9} {'FLOPs[G]':>9} {'Acts[M]':>8} "
               f"{'attnMAC[G]':>10} {'#conv':>6}")
     typer.echo(header)
     typer.echo("-" * len(header))
@@ -79,7 +79,7 @@ def summary(
     for name, spec in VARIANTS.items():
         c = measure(create_model(name), height, width)
         paper = f"{spec.paper_params:,}" if spec.paper_params else "-"
-        typer.echo(f"{name:8} {spec.arch:11} {c.params:>9,} {paper:>9} {c.flops / 1e9:>9.2f} "
+        typer.echo(f"{name:11} {spec.arch:11} {c.params:>9,} {paper:>9} {c.flops / 1e9:>9.2f} "
                    f"{c.conv_output_elems / 1e6:>8.1f} {c.attention_macs / 1e9:>10.3f} {c.n_conv:>6}")
         if spec.paper_params and spec.paper_params != c.params:
             notes.append(f"{name}: the paper reports {spec.paper_params:,} parameters; the "
@@ -97,6 +97,35 @@ def summary(
         notes.append("The NTIRE ESR table counts at 256x256: run at the default size to "
                      "compare with it.")
     typer.echo("\nNotes:\n" + "\n".join(f"* {n}" for n in notes))
+
+
+@model_app.command("crops")
+def crops(
+    image: Annotated[Path, typer.Argument(help="an HR photo (e.g. data/standard/urban100/img_004.png)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="PNG to write")],
+    weights: Annotated[list[str], typer.Option(
+        help="VARIANT=PATH (or a shipped VARIANT): a column each, in order")],
+    box: Annotated[list[str], typer.Option(help="x,y,size of a crop in HR px: a row each")],
+    degrade: Annotated[str, typer.Option(help="the LR's degradation: clean or jpegQ")] = "jpeg50",
+) -> None:
+    """The same crops upscaled by bicubic and each model, from an LR made as the benchmarks make
+    it, beside the HR: the picture of the model card's tables."""
+    from training.crops import crops_figure, parse_box
+    from training.data.degrade import parse_names
+    from training.data.pairs import load_rgb
+    from training.weights.store import WeightsError, load_model, parse_weights_spec
+
+    try:
+        parse_names(degrade)
+        boxes = [parse_box(b) for b in box]
+        models = {}
+        for item in weights:
+            variant, path = (parse_weights_spec(item) if "=" in item else (_check_variant(item), None))
+            models[variant if path is None else path.stem] = load_model(variant, path)[0]
+        hr = load_rgb(image)
+        typer.echo(crops_figure(hr, models, degrade, boxes, out, title=f"{image.name}, LR {degrade}"))
+    except (WeightsError, ValueError, OSError) as exc:
+        raise fail(str(exc)) from exc
 
 
 def infer(

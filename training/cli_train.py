@@ -88,11 +88,17 @@ def ship(
     run: Path = typer.Argument(..., help="Run folder (holds best.pt)."),
     out: Path = typer.Option(..., help="Weights file to write."),
     last: bool = typer.Option(False, help="Ship the last checkpoint instead of the best."),
+    as_variant: str = typer.Option(None, "--as", help="Name the weights as this variant (same "
+                                   "structure as the one trained, e.g. c16nla -> c16nla_real)."),
 ) -> None:
     """Write a run's EMA weights as an imdsr weights file with a training summary."""
     from training.train.ship import ship as do_ship
 
-    typer.echo(do_ship(run, out, "last.pt" if last else "best.pt"))
+    try:
+        typer.echo(do_ship(run, out, "last.pt" if last else "best.pt", variant=as_variant))
+    except (ValueError, KeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def evaluate(
@@ -114,6 +120,8 @@ def evaluate(
                                 "(e.g. jpeg50,jpeg75)."),
     scale: int = typer.Option(4),
     markdown: bool = typer.Option(False, help="Print a Markdown table."),
+    plot: Path = typer.Option(None, help="With --degrade: a PNG of Y-PSNR against the LR's JPEG "
+                              "quality, per method and set."),
 ) -> None:
     """Bicubic vs model: per image and mean (Y-PSNR, Y-SSIM with crop = scale, RGB-PSNR), or
     with --benchmark, mean Y-PSNR / Y-SSIM per standard set for bicubic and each model (with
@@ -126,10 +134,10 @@ def evaluate(
     try:
         if benchmark:
             _evaluate_benchmarks(benchmark, models, weights or [], sets_root, scale, markdown,
-                                 degrade)
+                                 degrade, plot)
             return
-        if len(weights or []) > 1 or models or degrade:
-            raise fail("--models, --degrade and several --weights go with --benchmark")
+        if len(weights or []) > 1 or models or degrade or plot:
+            raise fail("--models, --degrade, --plot and several --weights go with --benchmark")
         from training.evaluate import evaluate_images, folder_photos, format_table, skimage_photos
 
         model, _ = load_model(variant, weights[0] if weights else None, scale)
@@ -141,7 +149,7 @@ def evaluate(
 
 def _evaluate_benchmarks(benchmark: str, models: str | None, weights: list[str],
                          sets_root: Path | None, scale: int, markdown: bool,
-                         degrade: str | None = None) -> None:
+                         degrade: str | None = None, plot: Path | None = None) -> None:
     from training.data.degrade import parse_names
     from training.data.standard import (
         BENCHMARKS,
@@ -161,6 +169,8 @@ def _evaluate_benchmarks(benchmark: str, models: str | None, weights: list[str],
 
     try:
         degradations = parse_names(degrade) if degrade else None
+        if plot and not degradations:
+            raise ValueError("--plot draws the --degrade curves: give --degrade jpegQ,...")
         names = parse_set_names(benchmark)
         if extra := [n for n in names if n not in BENCHMARKS]:
             raise fail(f"{', '.join(extra)} is a training set; benchmarks: {', '.join(BENCHMARKS)}")
@@ -178,6 +188,10 @@ def _evaluate_benchmarks(benchmark: str, models: str | None, weights: list[str],
     if degradations:
         tables = degraded_benchmark_tables(rows, sets, scale, degradations)
         typer.echo(format_degraded_benchmark(tables, markdown=markdown))
+        if plot:
+            from training.degrade_plot import plot_jpeg_curves
+
+            typer.echo(f"plot: {plot_jpeg_curves(tables, plot)}")
         return
     typer.echo(format_benchmark_table(benchmark_table(rows, sets, scale), markdown=markdown))
 

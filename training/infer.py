@@ -66,4 +66,4 @@ def upscale_array(model: torch.nn.Module, rgb: np.ndarray, device: torch.device,
 
 
 def output_path(src: Path, outdir: Path, scale: int, fmt: codec.OutputFormat) -> Path:
-    return outdir / f"{src.stem}_x{scale}.{fmt.value}"
+    return outdir / f"{src.stem}_x{scale}{fmt.suffix}"

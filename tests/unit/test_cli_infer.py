@@ -25,7 +25,7 @@ def test_infer_writes_an_image_exactly_4x_the_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["infer", "--variant", "c4", "--weights", str(weights), str(src),
                                  "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    with Image.open(tmp_path / "out" / "cat_x4.jpeg") as out:  # same family as the input
+    with Image.open(tmp_path / "out" / "cat_x4.jpg") as out:  # same family as the input
         assert out.size == (4 * 53, 4 * 37)
         assert out.mode == "RGB"
 
@@ -108,7 +108,7 @@ def test_infer_keeps_alpha_16_bit_and_icc(tmp_path: Path) -> None:
         assert im.mode == "RGBA" and im.size == (96, 80)
     deep = imagecodecs.png_decode((out / "deep_x4.png").read_bytes())
     assert deep.dtype == np.uint16 and deep.shape == (80, 96, 3)
-    with Image.open(out / "tagged_x4.jpeg") as im:
+    with Image.open(out / "tagged_x4.jpg") as im:
         assert im.info.get("icc_profile") == icc
 
 

@@ -27,8 +27,10 @@ def test_published_parameter_count() -> None:
     assert sum(p.numel() for p in model.parameters()) == 316_552
 
 
-def test_registry_lists_the_five_variants() -> None:
-    assert list_variants("imdeception") == ["c16nla", "c12", "c8", "c4nla", "c4"]
+def test_registry_lists_the_five_cores_and_the_jpeg_robust_c16nla() -> None:
+    # c16nla_real: c16nla's structure with weights fine-tuned on degraded inputs (issue 27)
+    assert list_variants("imdeception") == ["c16nla", "c16nla_real", "c12", "c8", "c4nla", "c4"]
+    assert sum(p.numel() for p in create_model("c16nla_real").parameters()) == 316_552
     with pytest.raises(KeyError, match="unknown variant"):
         create_model("c32")
 

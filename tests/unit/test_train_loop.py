@@ -82,6 +82,10 @@ def test_train_ship_eval_end_to_end(tiny_folder, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["ship", str(cfg.run_dir), "--out", str(weights)])
     assert res.exit_code == 0, res.output
+    # A fine-tune ships under another variant's name only where the structure is the same.
+    res = runner.invoke(app, ["ship", str(cfg.run_dir), "--out", str(tmp_path / "x.safetensors"),
+                              "--as", "c16nla_real"])
+    assert res.exit_code == 2 and "structure is not 'c16nla_real'" in res.output, res.output
     res = runner.invoke(app, ["eval", "--variant", "c4", "--weights", str(weights),
                               "--data", str(tiny_folder)])
     assert res.exit_code == 0, res.output

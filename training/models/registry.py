@@ -165,6 +165,12 @@ ENTRIES: tuple[Architecture, ...] = (
                          challenge=ChallengeRow("Aselsan", "IMDeception", 29.02, 28.73, 63.18,
                                                 0.317, 20.71, 206.06, 134),
                          seconds_per_mpx=C16NLA_SECONDS_PER_MPX),
+            # c16nla fine-tuned on degraded inputs (issue 27, training/configs/*c16nla_real*):
+            # the same structure, other weights; the gateway picks it for compressed JPEGs.
+            _imdeception("c16nla_real", 16, True, "c16nla fine-tuned on JPEG-compressed, noisy "
+                         "and soft inputs: for compressed photos",
+                         params=316_552, flops=20_705_181_696,
+                         seconds_per_mpx=C16NLA_SECONDS_PER_MPX),
             _imdeception("c12", 12, False, "core 12, no attention", params=181_452,
                          flops=11_868_831_744, paper_params=198_000, seconds_per_mpx=0.17),
             _imdeception("c8", 8, False, "core 8, no attention", params=86_056,

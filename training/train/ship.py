@@ -50,9 +50,23 @@ def training_summary(run_dir: Path, ck: dict[str, Any], extra: dict[str, Any] | 
     return summary
 
 
-def ship(run_dir: Path, out: Path, which: str = BEST, extra: dict[str, Any] | None = None) -> Path:
+def same_structure(trained: str, shipped_as: str) -> bool:
+    """Whether weights trained as ``trained`` fit ``shipped_as`` exactly (one architecture, the
+    same options): a fine-tune ships under a variant name of its own (c16nla -> c16nla_real)."""
+    from training.models.registry import get_variant
+
+    a, b = get_variant(trained), get_variant(shipped_as)
+    return a.arch == b.arch and a.options == b.options
+
+
+def ship(run_dir: Path, out: Path, which: str = BEST, extra: dict[str, Any] | None = None,
+         variant: str | None = None) -> Path:
+    """Write the run's EMA weights, named ``variant`` (default: the variant it trained)."""
     ck = load_checkpoint(run_dir / which)
     cfg = ck["config"]
-    meta = WeightsMeta(cfg["variant"], cfg["scale"], source=f"trained by imdsr ({cfg['name']})",
+    name = variant or cfg["variant"]
+    if not same_structure(cfg["variant"], name):
+        raise ValueError(f"the run trained {cfg['variant']!r}, whose structure is not {name!r}'s")
+    meta = WeightsMeta(name, cfg["scale"], source=f"trained by imdsr ({cfg['name']})",
                        training=training_summary(run_dir, ck, extra))
     return save_weights(out, ck["ema"], meta)
