@@ -7,6 +7,7 @@ Sub-command modules import heavy dependencies (torch, tritonclient) inside the c
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 import typer
 
@@ -36,55 +37,53 @@ _PARTS = (
 
 _OWN_PACKAGES = {"imdsr", "training", "export", "service", "triton_host", "bench"}
 
+# Views of the settings that live with their layer (imdsr/settings.py holds the others), imported
+# when the environment is checked so that they register; not at start-up, where pydantic-settings
+# would slow `imdsr --help`.
+_LAYER_VIEWS = (
+    "service.settings",     # the gateway's Settings; absent without pydantic-settings (export image)
+)
+
+
+def _import_part(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        # A part whose third-party dependencies are not installed (the gateway image has no
+        # torch) is left out; a missing module of our own is a bug and is raised.
+        if exc.name and exc.name.split(".")[0] not in _OWN_PACKAGES:
+            return None
+        raise
+
 
 def _register_parts() -> None:
     for name in _PARTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # A part whose third-party dependencies are not installed (the gateway image has no
-            # torch) is left out; a missing module of our own is a bug and is raised.
-            if exc.name and exc.name.split(".")[0] not in _OWN_PACKAGES:
-                continue
-            raise
-        module.register(app, bench_app)
+        module = _import_part(name)
+        if module is not None:
+            module.register(app, bench_app)
 
 
 _register_parts()
 
 
-def _option_variables(command: object) -> set[str]:
-    """The ``envvar`` of every option of a click command and its sub-commands (duck-typed: typer
-    may build its commands on a click of its own)."""
-    names: set[str] = set()
-    for param in getattr(command, "params", []):
-        env = getattr(param, "envvar", None)
-        names.update([env] if isinstance(env, str) else list(env or []))
-    for sub in (getattr(command, "commands", None) or {}).values():
-        names |= _option_variables(sub)
-    return names
+def known_variables() -> set[str]:
+    """Every ``IMDSR_`` variable a view of the settings defines, the layers' views included."""
+    from imdsr.environment import known_variables as registered
 
-
-def known_variables(root: object) -> set[str]:
-    """Every ``IMDSR_`` variable an option of ``root`` or a gateway setting reads."""
-    names = _option_variables(root)
-    try:
-        from service.settings import Settings
-    except ModuleNotFoundError:  # an image without the gateway's dependencies
-        return names
-    prefix = Settings.model_config.get("env_prefix", "")
-    return names | {f"{prefix}{field}".upper() for field in Settings.model_fields}
+    for name in _LAYER_VIEWS:
+        _import_part(name)
+    return registered()
 
 
 @app.callback()
-def _check_environment(ctx: typer.Context) -> None:
+def _check_environment() -> None:
     # Before any command: a misspelt IMDSR_ variable would otherwise be ignored silently.
     import os
 
     from imdsr.environment import UnknownVariableError, check_environment
 
     try:
-        check_environment(known_variables(ctx.find_root().command), os.environ)
+        check_environment(known_variables(), os.environ)
     except UnknownVariableError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -173,19 +173,10 @@ class WorkAdmission:
 
     def admit(self, cost: Cost) -> Cost:
         """Count ``cost`` in, or raise 429/413; ``release`` it when the request ends."""
+        self.check_fits(cost)
         tile_budget = SAFETY * self.tile_deadline_s
         request_budget = SAFETY * self.request_deadline_s
         queued_own = cost.seconds_per_tile * min(self.in_flight, cost.tiles)
-        if queued_own / self.parallelism > tile_budget or cost.seconds / self.parallelism > request_budget:
-            REJECTED.labels(reason="work").inc()
-            raise ImageTooLargeError(
-                f"this image needs about {cost.seconds:.0f} s of model time; more than the "
-                f"{self.request_deadline_s:.0f} s a request may take here: send it smaller or in parts")
-        if cost.memory > self.memory_budget:
-            REJECTED.labels(reason="memory").inc()
-            raise ImageTooLargeError(
-                f"this request needs about {cost.memory >> 20} MiB; the gateway's memory budget is "
-                f"{self.memory_budget >> 20} MiB")
         ahead = self.seconds / self.parallelism
         if ahead + queued_own / self.parallelism > tile_budget or \
                 ahead + cost.seconds / self.parallelism > request_budget:
@@ -201,6 +192,23 @@ class WorkAdmission:
         ADMITTED_SECONDS.set(self.seconds)
         ADMITTED_BYTES.set(self.memory)
         return replace(cost, alone=alone)
+
+    def check_fits(self, cost: Cost) -> None:
+        """Raise 413 where ``cost`` could not be admitted even alone (a job is refused at
+        submission by this, as its request would be; service/jobs/)."""
+        tile_budget = SAFETY * self.tile_deadline_s
+        request_budget = SAFETY * self.request_deadline_s
+        queued_own = cost.seconds_per_tile * min(self.in_flight, cost.tiles)
+        if queued_own / self.parallelism > tile_budget or cost.seconds / self.parallelism > request_budget:
+            REJECTED.labels(reason="work").inc()
+            raise ImageTooLargeError(
+                f"this image needs about {cost.seconds:.0f} s of model time; more than the "
+                f"{self.request_deadline_s:.0f} s a request may take here: send it smaller or in parts")
+        if cost.memory > self.memory_budget:
+            REJECTED.labels(reason="memory").inc()
+            raise ImageTooLargeError(
+                f"this request needs about {cost.memory >> 20} MiB; the gateway's memory budget is "
+                f"{self.memory_budget >> 20} MiB")
 
     def release(self, cost: Cost) -> None:
         self.active -= 1

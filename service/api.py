@@ -9,15 +9,18 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from imdsr.contract import SCALE
 from imdsr.imaging import codec
 from service import errors
 from service.admission import WorkAdmission
 from service.conventions import key_accepted, matches
-from service.metrics import INPUT_PIXELS, REJECTED, REQUEST_BYTES, RESPONSE_BYTES
-from service.model_traits import starting_rate
-from service.plan import CacheKey, UpscalePlan, cache_key, plan_upscale
+from service.hangups import while_connected
+from service.metrics import ABANDONED, INPUT_PIXELS, MODEL_INFO, REQUEST_BYTES, RESPONSE_BYTES
+from service.model_choice import choose_model
+from service.model_traits import ModelTraits
+from service.plan import cache_key
 from service.schemas import (
     ErrorBody,
     Health,
@@ -31,13 +34,13 @@ from service.settings import Settings, get_settings
 from service.slots import upscale_slot
 from service.timings import Timings
 from service.triton_client import TritonClient
-from service.upload import read_upload
-from service.upscaling import UpscaleAnswer, run_upscale
+from service.upload import Upload, read_upload
+from service.upscaling import answer_headers, decode_input, plan_for, run_upscale
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # Response headers a browser page on another origin may read (CORS).
-EXPOSED_HEADERS = ["X-Model", "X-Input-Size", "X-Output-Size", "X-Tiles", "X-Bit-Depth", "X-Request-ID",
-                   "Server-Timing", "Retry-After"]
+EXPOSED_HEADERS = ["X-Model", "X-Model-Reason", "X-Input-Size", "X-Output-Size", "X-Tiles",
+                   "X-Bit-Depth", "X-Request-ID", "Server-Timing", "Retry-After"]
 
 
 def require_api_key(request: Request, settings: SettingsDep) -> None:
@@ -91,7 +94,7 @@ UPLOAD_BODY = {
 }
 
 
-def _merge_form(options: UpscaleOptions, fields: dict[str, str]) -> UpscaleOptions:
+def merge_form(options: UpscaleOptions, fields: dict[str, str]) -> UpscaleOptions:
     """Form fields of a multipart upload override the query string."""
     known = {k: v for k, v in fields.items() if k in UpscaleOptions.model_fields}
     if not known:
@@ -103,24 +106,7 @@ def _merge_form(options: UpscaleOptions, fields: dict[str, str]) -> UpscaleOptio
         raise errors.InvalidParameterError(detail) from exc
 
 
-def _decode(data: bytes, settings: Settings) -> tuple[codec.Picture, codec.Animation | None]:
-    """The first (or only) picture, and every frame when the image is animated."""
-    try:
-        picture = codec.decode(data, settings.max_input_pixels)
-        return picture, codec.decode_animation(data, settings.max_input_pixels, settings.max_frames)
-    except codec.TooManyPixelsError as exc:
-        REJECTED.labels(reason="input_pixels").inc()
-        raise errors.ImageTooLargeError(str(exc)) from exc
-    except codec.TooManyFramesError as exc:
-        REJECTED.labels(reason="frames").inc()
-        raise errors.InvalidParameterError(str(exc)) from exc
-    except codec.UnsupportedImageError as exc:
-        raise errors.UnsupportedMediaTypeError(str(exc)) from exc
-    except codec.ImageDecodeError as exc:
-        raise errors.CorruptImageError(str(exc)) from exc
-
-
-def _unknown_query(request: Request) -> None:
+def reject_unknown_query(request: Request) -> None:
     """A misspelt option would silently do nothing: name it instead."""
     unknown = sorted(set(request.query_params) - set(UpscaleOptions.model_fields))
     if unknown:
@@ -129,20 +115,17 @@ def _unknown_query(request: Request) -> None:
               + ", ".join(UpscaleOptions.model_fields)} for name in unknown])
 
 
-def _answer_headers(plan: UpscalePlan, picture: codec.Picture, done: UpscaleAnswer, timings: Timings,
-                    key: CacheKey) -> dict[str, str]:
-    headers = {
-        "X-Model": plan.model,
-        "X-Input-Size": f"{picture.width}x{picture.height}",
-        "X-Output-Size": f"{done.width}x{done.height}",
-        "X-Tiles": str(done.tiles),
-        "X-Bit-Depth": str(done.bit_depth),
-        "Server-Timing": timings.header(),
-        **key.headers,
-    }
-    if plan.frames > 1:
-        headers["X-Frames"] = str(plan.frames)
-    return headers
+async def read_options(request: Request, options: UpscaleOptions, settings: Settings,
+                       timings: Timings) -> tuple[Upload, UpscaleOptions]:
+    """The upload and the options (query string, then its form fields) of ``/upscale`` and ``/jobs``."""
+    with timings.stage("read"):
+        try:
+            upload = await read_upload(request, settings.max_request_bytes)
+        except ClientDisconnect as exc:  # gone while sending: nobody to answer
+            ABANDONED.labels(route=request.url.path).inc()
+            raise errors.ClientClosedError("the client closed the connection while sending") from exc
+    REQUEST_BYTES.observe(len(upload.data))
+    return upload, merge_form(options, upload.fields)
 
 
 @router.post(
@@ -161,41 +144,44 @@ async def upscale_image(
     triton: TritonDep,
 ) -> Response:
     timings = Timings()
-    _unknown_query(request)
+    reject_unknown_query(request)
     try:
         async with asyncio.timeout(settings.request_timeout_s):
-            with timings.stage("read"):
-                upload = await read_upload(request, settings.max_request_bytes)
-            REQUEST_BYTES.observe(len(upload.data))
-            options = _merge_form(options, upload.fields)
-            variant = options.model or settings.default_model
-            request.state.model = variant
-            await triton.require_ready(variant)
-            traits = await triton.traits(variant)
-            # The same input, options and weights give the same bytes: a client that has them
-            # gets its 304 before any work.
-            accept = request.headers.get("accept")
-            key = cache_key(upload.data, options, variant, accept, traits.weights,
-                            settings.cache_control)
-            if matches(request.headers.get("if-none-match"), key.tag):
-                return Response(status_code=304, headers=key.headers)
-
-            with timings.stage("decode"):
-                picture, animation = await asyncio.to_thread(_decode, upload.data, settings)
-            del upload  # the encoded input is not needed any more
-            admission: WorkAdmission = request.app.state.admission
-            model_rate = admission.rate(variant, starting_rate(variant, traits, settings))
-            plan = plan_upscale(options, settings, traits, picture, model=variant,
-                                frames=len(animation.frames) if animation else 1, accept=accept,
-                                rate=model_rate)
-            INPUT_PIXELS.observe(picture.height * picture.width * plan.frames)
-            done = await run_upscale(plan, picture, animation, triton, admission, timings)
+            upload, options = await read_options(request, options, settings, timings)
+            work = _upscale(request, upload, options, settings, triton, timings)
+            del upload  # the work holds it, and lets it go once decoded
+            # From here the client's hang-up cancels the work (service/hangups.py).
+            return await while_connected(request.receive, work, "/upscale")
     except TimeoutError as exc:
         raise errors.RequestTimeoutError(
             f"request took longer than {settings.request_timeout_s} s") from exc
+
+
+async def _upscale(request: Request, upload: Upload, options: UpscaleOptions, settings: Settings,
+                   triton: TritonClient, timings: Timings) -> Response:
+    choice = await choose_model(options.model, upload.data, settings, triton)
+    variant = choice.model
+    request.state.model = variant
+    await triton.require_ready(variant)
+    traits = await triton.traits(variant)
+    # The same input, options and weights give the same bytes: a client that has them gets its
+    # 304 before any work.
+    accept = request.headers.get("accept")
+    key = cache_key(upload.data, options, variant, accept, traits.weights, settings.cache_control)
+    if matches(request.headers.get("if-none-match"), key.tag):
+        return Response(status_code=304, headers=key.headers)
+    with timings.stage("decode"):
+        picture, animation = await asyncio.to_thread(decode_input, upload.data, settings)
+    del upload  # the encoded input is not needed any more
+    admission: WorkAdmission = request.app.state.admission
+    plan = plan_for(options, settings, traits, admission, picture, animation, model=variant,
+                    accept=accept)
+    INPUT_PIXELS.observe(picture.height * picture.width * plan.frames)
+    done = await run_upscale(plan, picture, animation, triton, admission, timings)
     RESPONSE_BYTES.observe(len(done.body))
     return Response(done.body, media_type=plan.format.content_type,
-                    headers=_answer_headers(plan, picture, done, timings, key))
+                    headers={**answer_headers(plan, picture, done, timings, key),
+                             "X-Model-Reason": choice.reason})
 
 
 @open_router.get("/healthz", response_model=Health, summary="The process is alive")
@@ -213,6 +199,19 @@ async def readyz(settings: SettingsDep, triton: TritonDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
+async def _served_precision(triton: TritonClient, variant: str, traits: ModelTraits) -> str | None:
+    """What ``variant`` computes in: its own answer (precision "auto" is resolved where it
+    loaded), else its config's; None when neither says (the listing answers regardless)."""
+    try:
+        described = await triton.describe(variant)
+    except errors.ApiError:
+        described = None
+    precision = described.precision if described else traits.fixed_precision
+    if precision:
+        MODEL_INFO.labels(model=variant, precision=precision).set(1)
+    return precision
+
+
 @router.get("/models", response_model=ModelList, summary="Variants in Triton and their state",
             responses={503: {"model": ErrorBody}})
 async def models(settings: SettingsDep, triton: TritonDep) -> ModelList:
@@ -225,6 +224,7 @@ async def models(settings: SettingsDep, triton: TritonDep) -> ModelList:
             ready=state == "READY", default=v == settings.default_model,
             arch=traits and traits.arch, params=traits and traits.params,
             flops=traits and traits.flops,
+            precision=await _served_precision(triton, v, traits) if traits else None,
             tiling=traits and TilingInfo(context=traits.rule.context, align=traits.rule.align,
                                          min_side=traits.rule.min_side,
                                          whole_up_to=traits.rule.whole_up_to)))

@@ -27,6 +27,7 @@ from imdsr.imaging.codec import FORMATS, Metadata, OutputFormat, PngMode
 from imdsr.imaging.geometry import Fit
 from imdsr.imaging.pipeline import AlphaMode
 from imdsr.imaging.tiling import ALIGN
+from imdsr.settings import ClientSettings, LauncherSettings
 from triton_host.cli import DEFAULT_REPO, RepoOpt
 from triton_host.launcher import RestartPolicy  # stdlib only
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 # Loopback unless told otherwise: a container (Dockerfile, k8s/) passes --host 0.0.0.0.
 HostOpt = Annotated[str, typer.Option(help="gateway bind address (0.0.0.0: every interface)")]
 PortOpt = Annotated[int, typer.Option(help="gateway port")]
-_POLICY = RestartPolicy()  # the defaults of the --triton-* supervision options
+_POLICY = RestartPolicy()  # the default of --ready-timeout
 
 
 def _gateway_server(host: str, port: int, triton_url: str | None = None) -> uvicorn.Server:
@@ -85,19 +86,14 @@ def serve(
     triton_log: Annotated[Path | None, typer.Option(
         help="append Triton's output to this file (default: this terminal); its last lines "
              "are repeated when Triton dies")] = None,
-    triton_max_failures: Annotated[int, typer.Option(
-        min=1, envvar="IMDSR_TRITON_MAX_FAILURES",
-        help="give up (exit 1) at this many Triton failures within the window")] = _POLICY.max_failures,
-    triton_failure_window: Annotated[float, typer.Option(
-        min=0.001, envvar="IMDSR_TRITON_FAILURE_WINDOW_S",
-        help="seconds over which Triton failures are counted")] = _POLICY.failure_window_s,
-    triton_backoff: Annotated[float, typer.Option(
-        min=0.0, envvar="IMDSR_TRITON_BACKOFF_S",
-        help="seconds before restarting a dead Triton, doubled at each failure within the "
-             "window")] = _POLICY.backoff_s,
-    triton_backoff_max: Annotated[float, typer.Option(
-        min=0.0, envvar="IMDSR_TRITON_BACKOFF_MAX_S",
-        help="longest wait before a restart")] = _POLICY.backoff_max_s,
+    triton_max_failures: Annotated[int, LauncherSettings.option("triton_max_failures")
+                                   ] = LauncherSettings.default("triton_max_failures"),
+    triton_failure_window: Annotated[float, LauncherSettings.option("triton_failure_window_s")
+                                     ] = LauncherSettings.default("triton_failure_window_s"),
+    triton_backoff: Annotated[float, LauncherSettings.option("triton_backoff_s")
+                              ] = LauncherSettings.default("triton_backoff_s"),
+    triton_backoff_max: Annotated[float, LauncherSettings.option("triton_backoff_max_s")
+                                  ] = LauncherSettings.default("triton_backoff_max_s"),
 ) -> None:
     """Start Triton (CPU, the committed model repository) and the gateway; stop both on exit.
 
@@ -169,6 +165,10 @@ def gateway(host: HostOpt = "127.0.0.1", port: PortOpt = DEFAULT_GATEWAY_PORT) -
     _run_gateway(host, port)
 
 
+# Kept equal to service.client.DEFAULT_JOBS_ABOVE_MPX (whose module is too slow to import for
+# `imdsr --help`); tests/unit/test_client_jobs.py holds the two together.
+DEFAULT_JOBS_ABOVE_MPX = 4.0
+
 # The bounds of POST /upscale's numbers (service/schemas.py UpscaleOptions; its pydantic import is
 # too slow for `imdsr --help`): tests/unit/test_upscale_vocabulary.py checks them against it.
 MAX_SIDE_PX = 65535
@@ -200,8 +200,16 @@ def upscale(
         "-o", "--output", help="output folder: <stem>_x4.<ext>, keeping a folder's structure; "
         "with one input file, a path with an image suffix is the output file itself")],
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="folders' subfolders too")] = False,
-    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, max=64,
-                                      help="requests in flight at once")] = 4,
+    in_flight: Annotated[int, typer.Option("-j", "--in-flight", min=1, max=64,
+                                           help="files in flight at once")] = 4,
+    use_jobs: Annotated[bool, typer.Option(
+        "--jobs", help=f"send large files through the gateway's jobs (POST /jobs): a progress "
+        f"bar per file from its tiles, and Ctrl-C cancels them; large: an x4 output of "
+        f"{DEFAULT_JOBS_ABOVE_MPX:g} megapixels or more (all frames), see --jobs-above-mpx. "
+        "Smaller files go to POST /upscale, quicker for them")] = False,
+    jobs_above_mpx: Annotated[float | None, typer.Option(
+        min=0.0, help="implies --jobs, for files whose x4 output (width x height x 16, times "
+        "the frames) is at least this many megapixels; 0: every file")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite",
         help="redo outputs already there (default: skip any that exists and is not empty)")] = False,
@@ -235,8 +243,7 @@ def upscale(
         min=ALIGN, max=MAX_TILE, callback=_tile_multiple,
         help=f"tile core in input px, a multiple of {ALIGN} (server default: its own); one too "
              "large for the model fails with the largest that fits")] = None,
-    api_key: Annotated[str | None, typer.Option(
-        envvar="IMDSR_API_KEY", help="sent as X-API-Key (gateways with IMDSR_API_KEYS)")] = None,
+    api_key: Annotated[str | None, ClientSettings.option("api_key")] = ClientSettings.default("api_key"),
     retries: Annotated[int, typer.Option(
         min=0, help="retries of a 429/503 answer, each after its Retry-After (at most 30 s)")] = 5,
 ) -> None:
@@ -244,8 +251,10 @@ def upscale(
 
     Outputs that exist and are not empty are skipped (--overwrite redoes them); the summary
     names every failure with the gateway's reason, and the exit status is 1 if any failed.
+    With --jobs, Ctrl-C cancels the jobs not yet finished (DELETE /jobs/{id}) and exits with
+    status 130; the outputs already written stay.
     """
-    from service.client import UpscaleParams, is_output_file, upscale_paths
+    from service.client import Interrupted, UpscaleParams, is_output_file, upscale_paths
 
     single_file = len(paths) == 1 and paths[0].is_file()
     if is_output_file(output) and not single_file:
@@ -254,8 +263,19 @@ def upscale(
     params = UpscaleParams(model=model, format=fmt, quality=quality, png=png, outscale=outscale,
                            width=width, height=height, fit=fit, metadata=metadata, alpha=alpha,
                            tile=tile, api_key=api_key)
-    summary = upscale_paths(url, paths, output, params, recursive=recursive, in_flight=jobs,
-                            overwrite=overwrite, retries=retries)
+    if jobs_above_mpx is None and use_jobs:
+        jobs_above_mpx = DEFAULT_JOBS_ABOVE_MPX
+    try:
+        summary = upscale_paths(url, paths, output, params, recursive=recursive,
+                                in_flight=in_flight, overwrite=overwrite, retries=retries,
+                                jobs_above_mpx=jobs_above_mpx)
+    except Interrupted as stop:
+        ids = f" ({', '.join(stop.cancelled)})" if stop.cancelled else ""
+        typer.echo(f"imdsr upscale: interrupted; cancelled {len(stop.cancelled)} job(s){ids}",
+                   err=True)
+        for line in stop.not_cancelled:
+            typer.echo(f"  not cancelled: {line}", err=True)
+        raise typer.Exit(130) from None
     if len(summary.done) == 1 and not summary.skipped and not summary.failed:
         result = summary.done[0]
         h = result.headers

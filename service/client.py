@@ -1,10 +1,14 @@
 """HTTP client of the gateway: ``imdsr upscale URL PATH... -o OUTDIR``.
 
-Files and folders become a plan of :class:`Job` (``plan_jobs``: folder walking, output names,
-name clashes), then ``upscale_jobs`` sends them to ``POST /upscale`` a few at a time, skipping
-outputs already written, retrying 429/503 after their ``Retry-After`` and collecting an
-:class:`UpscaleSummary`. A plain HTTP client: nothing of the gateway is imported; output-format
-names and suffixes are the codec's (``imdsr.imaging.codec``), so they cannot disagree with it.
+Files and folders become a plan of :class:`FileTask` (``plan_tasks``: folder walking, output
+names, name clashes), then ``upscale_tasks`` sends them a few at a time, skipping outputs already
+written, retrying 429/503 after their ``Retry-After`` and collecting an :class:`UpscaleSummary`.
+Each file goes either straight to ``POST /upscale`` (one request, the answer is the image) or, when
+large, through a job of the gateway (:class:`RemoteJob`: ``submit``, ``wait``/``status``,
+``result``, ``cancel`` over ``/jobs``), which reports its progress and can be cancelled. Either way
+the result is written under the same name, atomically. A plain HTTP client: nothing of the gateway
+is imported; output-format names and suffixes are the codec's (``imdsr.imaging.codec``), so they
+cannot disagree with it.
 """
 
 from __future__ import annotations
@@ -14,12 +18,18 @@ import email.utils
 import json
 import mimetypes
 import os
+import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import httpx
+from PIL import Image
+from pydantic import BaseModel, ConfigDict
 from tqdm import tqdm
 
 from imdsr.imaging.codec import OutputFormat, default_format_for_path, format_for_path
@@ -30,6 +40,15 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", "
                             ".avif", ".heic", ".heif"})
 OUTPUT_TAG = "_x4"
 RETRY_STATUSES = frozenset({429, 503})
+SCALE = 4  # the network's; the work of a file is its input pixels x SCALE^2, whatever the final size
+
+# Files whose network output reaches this many megapixels go through a job by default (the page
+# uses the same figure, service/static/app.js). Below it a direct request is quicker: a job costs
+# three requests more and half a poll interval of latency on average, and at the gateway's starting
+# rate (IMDSR_DEFAULT_SECONDS_PER_MPX, 0.3 s per output Mpx) a 4-Mpx output takes about a second
+# or more on CPU, where a progress bar and Ctrl-C start to matter.
+DEFAULT_JOBS_ABOVE_MPX = 4.0
+POLL_S = 0.5  # between two GET /jobs/{id}: a tile of c4 on CPU takes ~0.1-0.5 s
 
 # Upload media types Python's mimetypes may not know.
 _UPLOAD_TYPES = {".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif",
@@ -37,9 +56,12 @@ _UPLOAD_TYPES = {".avif": "image/avif", ".heic": "image/heic", ".heif": "image/h
 
 
 class UpscaleFailed(RuntimeError):  # noqa: N818 - reads as what happened
-    def __init__(self, status: int, error: str, detail: object) -> None:
+    """The gateway's ``{"error", "detail"}`` for one file: from an HTTP answer (``status``), or
+    from a job that failed or was cancelled after it was accepted (``status`` 0, ``where``)."""
+
+    def __init__(self, status: int, error: str, detail: object, *, where: str | None = None) -> None:
         text = detail if isinstance(detail, str) else json.dumps(detail, default=str)
-        super().__init__(f"HTTP {status} {error}: {text}")
+        super().__init__(f"{where or f'HTTP {status}'} {error}: {text}")
         self.status, self.error, self.detail = status, error, detail
 
 
@@ -47,7 +69,8 @@ class UpscaleFailed(RuntimeError):  # noqa: N818 - reads as what happened
 class UpscaleParams:
     """The query parameters of ``POST /upscale``, one per field of the gateway's
     ``UpscaleOptions`` and by the same name (tests/unit/test_upscale_vocabulary.py holds the two
-    together); None is not sent: the gateway's default. Enum values go as their strings."""
+    together); None is not sent: the gateway's default. Enum values go as their strings.
+    ``POST /jobs`` takes the same."""
 
     model: str | None = None
     format: str | None = None
@@ -71,9 +94,9 @@ class UpscaleParams:
 
 
 @dataclass(frozen=True)
-class Job:
-    """One input and where its result goes. ``exact``: written at ``output`` whatever the gateway
-    returns; otherwise the extension follows the response's Content-Type."""
+class FileTask:
+    """One input file and where its result goes. ``exact``: written at ``output`` whatever the
+    gateway returns; otherwise the extension follows the response's Content-Type."""
 
     source: Path
     output: Path
@@ -86,6 +109,7 @@ class Upscaled:
     path: Path
     content_type: str
     headers: dict[str, str]
+    job: str | None = None  # the id of the gateway's job that made it, if one did
 
 
 @dataclass(frozen=True)
@@ -97,7 +121,7 @@ class Failure:
 @dataclass
 class UpscaleSummary:
     done: list[Upscaled] = field(default_factory=list)
-    skipped: list[Job] = field(default_factory=list)
+    skipped: list[FileTask] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
 
     @property
@@ -133,7 +157,7 @@ def find_images(root: Path, *, recursive: bool, exclude: Path | None = None) -> 
 def output_suffix(source: Path, fmt: str | None) -> str:
     """The extension of ``source``'s result: ``fmt``'s, else what the gateway answers by default
     (the codec's rule, from the suffix: lossy stays lossy, HEIC becomes JPEG, everything else
-    PNG). A wrong guess is corrected from the answer's Content-Type (``upscale_job``)."""
+    PNG). A wrong guess is corrected from the answer's Content-Type (``save_result``)."""
     chosen = OutputFormat.named(fmt) if fmt else None
     return (chosen or default_format_for_path(source)).suffix
 
@@ -161,38 +185,38 @@ def is_output_file(path: Path) -> bool:
     return is_image(path) and not path.is_dir()
 
 
-def plan_jobs(paths: Sequence[Path], out: Path, *, recursive: bool = False,
-              fmt: str | None = None) -> tuple[list[Job], list[Failure]]:
-    """Jobs for files and folders; the results of a folder's images keep their folder structure
+def plan_tasks(paths: Sequence[Path], out: Path, *, recursive: bool = False,
+               fmt: str | None = None) -> tuple[list[FileTask], list[Failure]]:
+    """Tasks for files and folders; the results of a folder's images keep their folder structure
     under ``out``. A single file with ``out`` naming a file (image suffix) is written exactly there.
     Two inputs that would write the same output: the later ones keep their own suffix in the name
     (``photo_png_x4.webp``), and fail if that clashes too."""
     if len(paths) == 1 and paths[0].is_file() and is_output_file(out):
-        return [Job(paths[0], out, exact=True)], []
-    jobs: list[Job] = []
+        return [FileTask(paths[0], out, exact=True)], []
+    tasks: list[FileTask] = []
     for path in paths:
         if path.is_dir():
-            jobs += [Job(f, out / f.relative_to(path).parent / output_name(f, fmt))
-                     for f in find_images(path, recursive=recursive, exclude=out)]
+            tasks += [FileTask(f, out / f.relative_to(path).parent / output_name(f, fmt))
+                      for f in find_images(path, recursive=recursive, exclude=out)]
         else:
-            jobs.append(Job(path, out / output_name(path, fmt)))
-    return _resolve_clashes(jobs)
+            tasks.append(FileTask(path, out / output_name(path, fmt)))
+    return _resolve_clashes(tasks)
 
 
-def _resolve_clashes(jobs: Iterable[Job]) -> tuple[list[Job], list[Failure]]:
+def _resolve_clashes(tasks: Iterable[FileTask]) -> tuple[list[FileTask], list[Failure]]:
     taken: dict[Path, Path] = {}
-    kept: list[Job] = []
+    kept: list[FileTask] = []
     failed: list[Failure] = []
-    for job in jobs:
-        output = job.output
+    for task in tasks:
+        output = task.output
         if output in taken:
-            tag = job.source.suffix.lstrip(".").lower() or "noext"
-            output = output.with_name(f"{job.source.stem}_{tag}{OUTPUT_TAG}{output.suffix}")
+            tag = task.source.suffix.lstrip(".").lower() or "noext"
+            output = output.with_name(f"{task.source.stem}_{tag}{OUTPUT_TAG}{output.suffix}")
         if output in taken:
-            failed.append(Failure(job.source, f"same output {output} as {taken[output]}"))
+            failed.append(Failure(task.source, f"same output {output} as {taken[output]}"))
             continue
-        taken[output] = job.source
-        kept.append(Job(job.source, output, job.exact))
+        taken[output] = task.source
+        kept.append(FileTask(task.source, output, task.exact))
     return kept, failed
 
 
@@ -204,7 +228,26 @@ def already_done(output: Path) -> bool:
         return False
 
 
-# --- one request --------------------------------------------------------------------------------
+def network_output_mpx(source: Path) -> float:
+    """Megapixels the network computes for ``source``: width x height x 16, times its frames;
+    read from the header (Pillow opens lazily). 0 for a file Pillow cannot read: the gateway will
+    say what is wrong with it."""
+    try:
+        with Image.open(source) as image:
+            width, height = image.size
+            frames = getattr(image, "n_frames", 1)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 0.0
+    return width * height * SCALE * SCALE * max(1, frames) / 1e6
+
+
+def uses_job(source: Path, jobs_above_mpx: float | None) -> bool:
+    """Whether ``source`` goes through a job: never with None, else at ``jobs_above_mpx`` output
+    megapixels or more (0: every file)."""
+    return jobs_above_mpx is not None and network_output_mpx(source) >= jobs_above_mpx
+
+
+# --- answers ------------------------------------------------------------------------------------
 
 
 def upload_type(source: Path) -> str:
@@ -230,9 +273,10 @@ def retry_delay(response: httpx.Response, attempt: int, cap_s: float) -> float:
     return min(max(delay, 0.0), cap_s)
 
 
-def raise_for_error(response: httpx.Response) -> None:
-    """A non-200 answer as :class:`UpscaleFailed`, with the gateway's ``{"error", "detail"}``."""
-    if response.status_code == 200:
+def raise_for_error(response: httpx.Response, ok: int = 200) -> None:
+    """An answer other than ``ok`` as :class:`UpscaleFailed`, with the gateway's
+    ``{"error", "detail"}``."""
+    if response.status_code == ok:
         return
     try:
         payload = response.json()
@@ -252,66 +296,327 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(part, path)
 
 
-async def post_with_retries(client: httpx.AsyncClient, url: str, body: bytes, content_type: str,
-                            params: UpscaleParams, *, retries: int, retry_cap_s: float) -> httpx.Response:
-    """POST once, and again after each 429/503 (at most ``retries`` more times)."""
+async def request_with_retries(client: httpx.AsyncClient, method: str, url: str, *, retries: int,
+                               retry_cap_s: float, **kwargs: Any) -> httpx.Response:
+    """Send once, and again after each 429/503 (at most ``retries`` more times), waiting its
+    Retry-After; the last answer is returned whatever it is."""
     for attempt in range(retries + 1):
-        response = await client.post(f"{url.rstrip('/')}/upscale", params=params.query(),
-                                     content=body, headers={"Content-Type": content_type})
+        response = await client.request(method, url, **kwargs)
         if response.status_code not in RETRY_STATUSES or attempt == retries:
             break
         await asyncio.sleep(retry_delay(response, attempt, retry_cap_s))
+    return response
+
+
+async def post_with_retries(client: httpx.AsyncClient, url: str, body: bytes, content_type: str,
+                            params: UpscaleParams, *, retries: int, retry_cap_s: float) -> httpx.Response:
+    """``POST /upscale`` once, and again after each 429/503 (at most ``retries`` more times)."""
+    response = await request_with_retries(
+        client, "POST", f"{url.rstrip('/')}/upscale", retries=retries, retry_cap_s=retry_cap_s,
+        params=params.query(), content=body, headers={"Content-Type": content_type})
     raise_for_error(response)
     return response
 
 
-async def upscale_job(client: httpx.AsyncClient, url: str, job: Job, params: UpscaleParams, *,
-                      retries: int = 5, retry_cap_s: float = 30.0) -> Upscaled:
-    body = await asyncio.to_thread(job.source.read_bytes)
-    response = await post_with_retries(client, url, body, upload_type(job.source), params,
-                                       retries=retries, retry_cap_s=retry_cap_s)
+def save_result(task: FileTask, params: UpscaleParams, response: httpx.Response,
+                job: str | None = None) -> Upscaled:
+    """Write an answer's image where ``task`` says (its extension corrected from the answer's
+    Content-Type unless fixed), atomically: the same for a direct answer and a job's result."""
     content_type = response.headers.get("content-type", "")
-    output = job.output
+    output = task.output
     suffix = suffix_for_content_type(content_type)
-    if not job.exact and params.format is None and suffix and suffix != output.suffix:
+    if not task.exact and params.format is None and suffix and suffix != output.suffix:
         output = output.with_suffix(suffix)  # the gateway chose another family than predicted
-    await asyncio.to_thread(write_atomically, output, response.content)
-    return Upscaled(job.source, output, content_type, dict(response.headers))
+    write_atomically(output, response.content)
+    return Upscaled(task.source, output, content_type, dict(response.headers), job)
 
 
-# --- many requests ------------------------------------------------------------------------------
+async def upscale_task(client: httpx.AsyncClient, url: str, task: FileTask, params: UpscaleParams, *,
+                       retries: int = 5, retry_cap_s: float = 30.0) -> Upscaled:
+    """One file through ``POST /upscale``."""
+    body = await asyncio.to_thread(task.source.read_bytes)
+    response = await post_with_retries(client, url, body, upload_type(task.source), params,
+                                       retries=retries, retry_cap_s=retry_cap_s)
+    return await asyncio.to_thread(save_result, task, params, response)
 
 
-async def upscale_jobs(url: str, jobs: Sequence[Job], params: UpscaleParams, *, in_flight: int = 4,
-                       overwrite: bool = False, retries: int = 5, retry_cap_s: float = 30.0,
-                       timeout_s: float = 600.0, progress: bool | None = None) -> UpscaleSummary:
-    """Upscale every job, ``in_flight`` requests at a time. Outputs already there (not empty)
-    are skipped unless ``overwrite``. ``progress``: a tqdm bar on stderr (None: if a terminal)."""
+# --- the gateway's jobs -------------------------------------------------------------------------
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class JobProgress(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    tiles_done: int = 0
+    tiles_total: int = 0
+    frames_done: int = 0
+    frames_total: int = 0
+
+    @property
+    def fraction(self) -> float | None:
+        """Done share of the work, by tiles (frames where no tile count is known yet); None
+        before either total is known."""
+        for done, total in ((self.tiles_done, self.tiles_total), (self.frames_done, self.frames_total)):
+            if total > 0:
+                return min(1.0, max(0.0, done / total))
+        return None
+
+
+class RemoteJob(BaseModel):
+    """A job's ``JobStatus`` as ``POST /jobs``, ``GET /jobs/{id}`` and ``DELETE /jobs/{id}``
+    answer it; fields the gateway adds later are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    status: JobState
+    model: str
+    progress: JobProgress = JobProgress()
+    created: datetime
+    started: datetime | None = None
+    finished: datetime | None = None
+    expires: datetime | None = None
+    error: dict[str, Any] | None = None
+    result: str | None = None  # "/jobs/{id}/result" once done
+
+    @property
+    def done(self) -> bool:
+        return self.status is JobState.DONE
+
+    def failure(self) -> UpscaleFailed:
+        """A failed or cancelled job as the error of its file (the gateway's own code and detail
+        when it gave them)."""
+        error = self.error or {}
+        return UpscaleFailed(0, str(error.get("error", self.status.value)),
+                             error.get("detail", f"the job ended {self.status.value}"),
+                             where=f"job {self.id} {self.status.value}:")
+
+
+def _jobs_url(url: str, *parts: str) -> str:
+    return "/".join([url.rstrip("/"), "jobs", *parts])
+
+
+def parse_job(response: httpx.Response, ok: int = 200) -> RemoteJob:
+    """The JobStatus of an answer, or its error as :class:`UpscaleFailed`."""
+    raise_for_error(response, ok)
+    try:
+        return RemoteJob.model_validate(response.json())
+    except ValueError as exc:  # pydantic's ValidationError is one; so is bad JSON
+        raise UpscaleFailed(response.status_code, "bad_job_status", str(exc)[:300]) from exc
+
+
+async def submit(client: httpx.AsyncClient, url: str, body: bytes, content_type: str,
+                 params: UpscaleParams, *, retries: int = 5, retry_cap_s: float = 30.0) -> RemoteJob:
+    """``POST /jobs`` (what ``POST /upscale`` takes): the queued job, once accepted (202); a full
+    queue (429) or a gateway without Triton (503) is retried after its Retry-After."""
+    response = await request_with_retries(
+        client, "POST", _jobs_url(url), retries=retries, retry_cap_s=retry_cap_s,
+        params=params.query(), content=body, headers={"Content-Type": content_type})
+    return parse_job(response, ok=202)
+
+
+async def status(client: httpx.AsyncClient, url: str, job_id: str, *, retries: int = 5,
+                 retry_cap_s: float = 30.0) -> RemoteJob:
+    """``GET /jobs/{id}``; 404 (unknown, or forgotten) raises."""
+    response = await request_with_retries(client, "GET", _jobs_url(url, job_id), retries=retries,
+                                          retry_cap_s=retry_cap_s)
+    return parse_job(response)
+
+
+async def result(client: httpx.AsyncClient, url: str, job: RemoteJob | str, *, retries: int = 5,
+                 retry_cap_s: float = 30.0) -> httpx.Response:
+    """``GET /jobs/{id}/result``: the image and the headers ``POST /upscale`` would have given;
+    409 (not done, failed, cancelled) and 410 (expired) raise."""
+    path = job.result if isinstance(job, RemoteJob) and job.result else None
+    job_id = job.id if isinstance(job, RemoteJob) else job
+    target = f"{url.rstrip('/')}{path}" if path else _jobs_url(url, job_id, "result")
+    response = await request_with_retries(client, "GET", target, retries=retries,
+                                          retry_cap_s=retry_cap_s)
+    raise_for_error(response)
+    return response
+
+
+async def cancel(client: httpx.AsyncClient, url: str, job_id: str, *, retries: int = 2,
+                 retry_cap_s: float = 5.0) -> RemoteJob:
+    """``DELETE /jobs/{id}``: the job, cancelled."""
+    response = await request_with_retries(client, "DELETE", _jobs_url(url, job_id),
+                                          retries=retries, retry_cap_s=retry_cap_s)
+    return parse_job(response)
+
+
+async def wait(client: httpx.AsyncClient, url: str, job: RemoteJob, *, poll_s: float = POLL_S,
+               retries: int = 5, retry_cap_s: float = 30.0) -> AsyncIterator[RemoteJob]:
+    """Each status of ``job`` from ``GET /jobs/{id}`` every ``poll_s``, the given one first, until
+    one that is finished (done, failed or cancelled), which is the last yielded. A 429/503 poll
+    waits its Retry-After (``retries`` in a row at most, then raises)."""
+    yield job
+    while not job.status.finished:
+        await asyncio.sleep(poll_s)
+        job = await status(client, url, job.id, retries=retries, retry_cap_s=retry_cap_s)
+        yield job
+
+
+# --- many files ---------------------------------------------------------------------------------
+
+
+@dataclass
+class OpenJobs:
+    """The jobs a run started and has not seen finish, so that an interrupted run cancels them;
+    ``submitting``: the ``POST /jobs`` still under way (their ids come with the answer). After
+    :meth:`cancel_all`, ``cancelled`` and ``not_cancelled`` ("id: reason") say what it did."""
+
+    running: dict[str, Path] = field(default_factory=dict)
+    submitting: set[asyncio.Future[RemoteJob]] = field(default_factory=set)
+    cancelled: list[str] = field(default_factory=list)
+    not_cancelled: list[str] = field(default_factory=list)
+
+    def submitted(self, source: Path, pending: asyncio.Future[RemoteJob]) -> None:
+        """Follow a ``POST /jobs`` under way: once answered, its job is open until finished."""
+        self.submitting.add(pending)
+
+        def settle(done: asyncio.Future[RemoteJob]) -> None:
+            self.submitting.discard(done)
+            if not done.cancelled() and done.exception() is None and not done.result().status.finished:
+                self.running[done.result().id] = source
+
+        pending.add_done_callback(settle)
+
+    def finished(self, job_id: str) -> None:
+        self.running.pop(job_id, None)
+
+    async def cancel_all(self, client: httpx.AsyncClient, url: str) -> None:
+        """``DELETE`` every open job, after the submissions under way have their answers."""
+        if self.submitting:
+            await asyncio.gather(*list(self.submitting), return_exceptions=True)  # settle() ran
+        ids = sorted(self.running)
+        self.running.clear()
+        outcomes = await asyncio.gather(*(cancel(client, url, i) for i in ids), return_exceptions=True)
+        for job_id, outcome in zip(ids, outcomes, strict=True):
+            if isinstance(outcome, RemoteJob):
+                self.cancelled.append(job_id)
+            else:
+                self.not_cancelled.append(f"{job_id}: {outcome}")
+
+
+class Interrupted(KeyboardInterrupt):  # noqa: N818 - a KeyboardInterrupt that says what it undid
+    """Ctrl-C during :func:`upscale_paths`, raised once the jobs it had started were cancelled."""
+
+    def __init__(self, cancelled: list[str], not_cancelled: list[str]) -> None:
+        super().__init__(f"interrupted; cancelled {len(cancelled)} job(s)")
+        self.cancelled, self.not_cancelled = cancelled, not_cancelled
+
+
+class JobBar:
+    """One file's bar, driven by its job's tiles (frames in the postfix for an animation)."""
+
+    def __init__(self, source: Path, *, disable: bool | None) -> None:
+        self.bar = tqdm(total=None, desc=source.name, unit="tile", leave=False, disable=disable,
+                        dynamic_ncols=True)
+
+    def show(self, job: RemoteJob) -> None:
+        p = job.progress
+        if p.tiles_total and self.bar.total != p.tiles_total:
+            self.bar.reset(total=p.tiles_total)
+        self.bar.n = p.tiles_done
+        postfix = {"job": job.status.value}
+        if p.frames_total > 1:
+            postfix["frames"] = f"{p.frames_done}/{p.frames_total}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+async def upscale_task_by_job(client: httpx.AsyncClient, url: str, task: FileTask,
+                              params: UpscaleParams, open_jobs: OpenJobs, *, retries: int = 5,
+                              retry_cap_s: float = 30.0, poll_s: float = POLL_S,
+                              progress: bool | None = None) -> Upscaled:
+    """One file through a job: submit, follow its progress on a bar of its own, fetch and write
+    the result as :func:`upscale_task` writes its answer. Without a terminal the job's id is
+    printed instead (stderr), so a log says which job made which file."""
+    body = await asyncio.to_thread(task.source.read_bytes)
+    # shielded: a Ctrl-C during the POST still gets its answer, so that its job can be cancelled
+    pending = asyncio.ensure_future(submit(client, url, body, upload_type(task.source), params,
+                                           retries=retries, retry_cap_s=retry_cap_s))
+    open_jobs.submitted(task.source, pending)
+    accepted = await asyncio.shield(pending)
+    bar = JobBar(task.source, disable=None if progress is None else not progress)
+    if bar.bar.disable and progress is not False:
+        tqdm.write(f"imdsr upscale: {task.source}: job {accepted.id} {accepted.status.value}",
+                   file=sys.stderr)
+    job = accepted
+    try:
+        async for job in wait(client, url, accepted, poll_s=poll_s, retries=retries,
+                              retry_cap_s=retry_cap_s):
+            bar.show(job)
+        open_jobs.finished(job.id)
+    finally:
+        bar.close()
+    if not job.done:
+        raise job.failure()
+    response = await result(client, url, job, retries=retries, retry_cap_s=retry_cap_s)
+    return await asyncio.to_thread(save_result, task, params, response, job.id)
+
+
+async def upscale_tasks(url: str, tasks: Sequence[FileTask], params: UpscaleParams, *,
+                        in_flight: int = 4, overwrite: bool = False, retries: int = 5,
+                        retry_cap_s: float = 30.0, timeout_s: float = 600.0,
+                        progress: bool | None = None, jobs_above_mpx: float | None = None,
+                        poll_s: float = POLL_S, open_jobs: OpenJobs | None = None) -> UpscaleSummary:
+    """Upscale every task, ``in_flight`` files at a time. Outputs already there (not empty) are
+    skipped unless ``overwrite``. ``jobs_above_mpx``: files of that many output megapixels or
+    more go through a job (None: none do). ``progress``: tqdm bars on stderr (None: if a
+    terminal). Cancelled (Ctrl-C under ``asyncio.run``), it cancels the jobs it started, records
+    that in ``open_jobs``, and lets the cancellation go on."""
     summary = UpscaleSummary()
-    todo: list[Job] = []
-    for job in jobs:
-        (todo if overwrite or not already_done(job.output) else summary.skipped).append(job)
-    queue: Iterator[Job] = iter(todo)
-    bar = tqdm(total=len(jobs), initial=len(summary.skipped), unit="img", desc="upscale",
+    todo: list[FileTask] = []
+    for task in tasks:
+        (todo if overwrite or not already_done(task.output) else summary.skipped).append(task)
+    queue: Iterator[FileTask] = iter(todo)
+    open_jobs = open_jobs if open_jobs is not None else OpenJobs()
+    bar = tqdm(total=len(tasks), initial=len(summary.skipped), unit="img", desc="upscale",
                disable=None if progress is None else not progress, dynamic_ncols=True)
 
+    async def one(client: httpx.AsyncClient, task: FileTask) -> Upscaled:
+        if await asyncio.to_thread(uses_job, task.source, jobs_above_mpx):
+            return await upscale_task_by_job(client, url, task, params, open_jobs, retries=retries,
+                                             retry_cap_s=retry_cap_s, poll_s=poll_s,
+                                             progress=progress)
+        return await upscale_task(client, url, task, params, retries=retries,
+                                  retry_cap_s=retry_cap_s)
+
     async def worker(client: httpx.AsyncClient) -> None:
-        for job in queue:  # shared iterator: each job goes to one worker
+        for task in queue:  # shared iterator: each task goes to one worker
             try:
-                summary.done.append(await upscale_job(client, url, job, params, retries=retries,
-                                                      retry_cap_s=retry_cap_s))
+                summary.done.append(await one(client, task))
             except UpscaleFailed as exc:
-                summary.failed.append(Failure(job.source, str(exc)))
+                summary.failed.append(Failure(task.source, str(exc)))
             except (httpx.HTTPError, OSError) as exc:  # no answer, or a file not read/written
-                summary.failed.append(Failure(job.source, f"{type(exc).__name__}: {exc}"))
+                summary.failed.append(Failure(task.source, f"{type(exc).__name__}: {exc}"))
             bar.update(1)
             bar.set_postfix(done=len(summary.done), skipped=len(summary.skipped),
                             failed=len(summary.failed), refresh=False)
 
-    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    limits = httpx.Limits(max_connections=in_flight + 1, max_keepalive_connections=in_flight + 1)
     try:
         async with httpx.AsyncClient(timeout=timeout_s, limits=limits, headers=params.headers()) as client:
-            await asyncio.gather(*(worker(client) for _ in range(max(1, min(in_flight, len(todo))))))
+            try:
+                await asyncio.gather(*(worker(client) for _ in range(max(1, min(in_flight, len(todo))))))
+            except asyncio.CancelledError:  # asyncio.run cancels the run at Ctrl-C
+                await open_jobs.cancel_all(client, url)
+                raise
     finally:
         bar.close()
     summary.done.sort(key=lambda d: d.source)  # finished in any order; reported in input order
@@ -322,14 +627,25 @@ async def upscale_jobs(url: str, jobs: Sequence[Job], params: UpscaleParams, *, 
 def upscale_paths(url: str, paths: Sequence[Path], out: Path, params: UpscaleParams | None = None, *,
                   recursive: bool = False, in_flight: int = 4, overwrite: bool = False,
                   retries: int = 5, retry_cap_s: float = 30.0, timeout_s: float = 600.0,
-                  progress: bool | None = None) -> UpscaleSummary:
-    """Plan the files and folders in ``paths`` and upscale them all (see :func:`plan_jobs`)."""
+                  progress: bool | None = None, jobs_above_mpx: float | None = None,
+                  poll_s: float = POLL_S) -> UpscaleSummary:
+    """Plan the files and folders in ``paths`` and upscale them all (see :func:`plan_tasks` and
+    :func:`upscale_tasks`). Ctrl-C cancels the jobs it started, then raises :class:`Interrupted`."""
     params = params or UpscaleParams()
-    jobs, clashes = plan_jobs(paths, out, recursive=recursive, fmt=params.format)
-    if jobs and jobs[0].exact and params.format is None:  # -o's suffix picks the format, as before
+    tasks, clashes = plan_tasks(paths, out, recursive=recursive, fmt=params.format)
+    if tasks and tasks[0].exact and params.format is None:  # -o's suffix picks the format, as before
         params = replace(params, format=_format_of_path(out))
-    summary = asyncio.run(upscale_jobs(url, jobs, params, in_flight=in_flight, overwrite=overwrite,
-                                       retries=retries, retry_cap_s=retry_cap_s, timeout_s=timeout_s,
-                                       progress=progress))
+    open_jobs = OpenJobs()
+    try:
+        # asyncio.run turns the first Ctrl-C into a cancellation of the run (a second one stops at
+        # once); without its SIGINT handler (one installed by the caller), KeyboardInterrupt comes
+        # out of the loop and asyncio.run's clean-up cancels the run: the jobs are cancelled either way.
+        summary = asyncio.run(upscale_tasks(url, tasks, params, in_flight=in_flight,
+                                            overwrite=overwrite, retries=retries,
+                                            retry_cap_s=retry_cap_s, timeout_s=timeout_s,
+                                            progress=progress, jobs_above_mpx=jobs_above_mpx,
+                                            poll_s=poll_s, open_jobs=open_jobs))
+    except KeyboardInterrupt as exc:
+        raise Interrupted(open_jobs.cancelled, open_jobs.not_cancelled) from exc
     summary.failed[:0] = clashes
     return summary

@@ -81,6 +81,31 @@ class RequestTimeoutError(ApiError):
     status, code = 504, "request_timeout"
 
 
+class ClientClosedError(ApiError):
+    """The client hung up before its answer (nginx's 499): nobody reads it, the log and the
+    request counter record it."""
+
+    status, code = 499, "client_closed_request"
+
+
+class JobNotFoundError(ApiError):
+    status, code = 404, "job_not_found"
+
+
+class JobNotDoneError(ApiError):
+    """The result of a job that is not done (yet, or ever: failed and cancelled ones say so)."""
+
+    status, code = 409, "job_not_done"
+
+
+class JobExpiredError(ApiError):
+    status, code = 410, "job_expired"
+
+
+class JobStoreUnavailableError(ApiError):
+    status, code = 503, "job_store_unavailable"
+
+
 def error_response(status: int, code: str, detail: Any, headers: dict[str, str] | None = None
                    ) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)

@@ -43,3 +43,20 @@ ADMITTED_SECONDS = Gauge(f"{NAMESPACE}_admitted_work_seconds",
                          "Estimated Triton seconds of the requests admitted and not finished")
 ADMITTED_BYTES = Gauge(f"{NAMESPACE}_admitted_memory_bytes",
                        "Estimated gateway memory of the requests admitted and not finished")
+# Hang-ups (service/hangups.py): the client left before its answer; its remaining tiles were not
+# sent and its admitted work was released.
+ABANDONED = Counter(f"{NAMESPACE}_abandoned_requests",
+                    "Requests whose client disconnected before the answer (their work was stopped)",
+                    ["route"])
+# Jobs (service/jobs/): what this gateway ran, and the store's state as this gateway last saw it.
+JOBS_SUBMITTED = Counter(f"{NAMESPACE}_jobs_submitted", "Jobs accepted by POST /jobs")
+JOBS_FINISHED = Counter(f"{NAMESPACE}_jobs_finished",
+                        "Jobs this gateway stopped running, by how (done, failed, cancelled, requeued, lost)",
+                        ["status"])
+JOBS_RUNNING = Gauge(f"{NAMESPACE}_jobs_running", "Jobs running in this gateway")
+JOBS_STORED_BYTES = Gauge(f"{NAMESPACE}_jobs_stored_bytes",
+                          "Bytes of job inputs and results on disk, reserved or written (all jobs)")
+# GET /models: what each ready model says it computes in (precision "auto" resolved where it
+# loaded); Triton's own /metrics carries imdsr_model_info{model, instance, runtime, precision}.
+MODEL_INFO = Gauge(f"{NAMESPACE}_model_info", "Served models by precision (1), as GET /models "
+                   "last learnt it", ["model", "precision"])

@@ -11,6 +11,8 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from imdsr.contract import (
+    DESCRIBE_PRIORITY,
+    DESCRIPTION_NAME,
     INPUT_NAME,
     OUTPUT_NAME,
     OUTPUT_U8_NAME,
@@ -21,7 +23,7 @@ from imdsr.contract import (
 )
 from service import errors
 from service.metrics import TRITON_ERRORS, TRITON_INFER_SECONDS
-from service.model_traits import ModelTraits
+from service.model_traits import Description, ModelTraits
 
 # How long a "this model is ready" answer is trusted, so that each request does not cost a
 # readiness round trip; a model that goes away is still caught by the inference call itself.
@@ -85,6 +87,7 @@ class TritonClient:
         self._client = InferenceServerClient(url, channel_args=channel_args())
         self._ready_until: dict[str, float] = {}
         self._traits: dict[str, tuple[float, ModelTraits]] = {}
+        self._descriptions: dict[str, tuple[float, Description]] = {}
         # Gateway model names ("c16nla", "rlfn", or a Triton name) -> Triton's name, from the index.
         self._names: dict[str, str] = {}
 
@@ -162,6 +165,14 @@ class TritonClient:
                 f"model {variant!r} is {models[variant_of(variant)].lower() or 'not ready'}"))
         self._ready_until[variant] = time.monotonic() + READY_TTL_S
 
+    async def serves(self, variant: str) -> bool:
+        """Whether ``variant`` is ready, answered without raising (cached as ``require_ready``)."""
+        try:
+            await self.require_ready(variant)
+        except errors.ApiError:
+            return False
+        return True
+
     async def traits(self, variant: str) -> ModelTraits:
         """What ``variant``'s config.pbtxt publishes: window limit (written from the same serving
         config as its TensorRT profile), tiling rule, weights digest, architecture and size."""
@@ -176,6 +187,31 @@ class TritonClient:
         traits = ModelTraits.from_config(name, answer.get("config", {}))
         self._traits[variant] = (time.monotonic() + TRAITS_TTL_S, traits)
         return traits
+
+    async def describe(self, variant: str) -> Description | None:
+        """What ``variant`` runs, asked of the loaded model (precision "auto" is resolved where
+        it loaded): a request for its description alone, which runs no network and goes ahead of
+        queued tiles (Triton priority). None for a model that does not answer it (TensorRT plans:
+        their config's precision is what they run). Cached as long as the traits."""
+        cached = self._descriptions.get(variant)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        traits = await self.traits(variant)
+        if not traits.describes:
+            return None
+        probe = InferInput(INPUT_NAME, [1, 3, 1, 1], WIRE_DTYPE)
+        probe.set_data_from_numpy(np.zeros((1, 3, 1, 1), np.float32))
+        try:
+            result = await self._client.infer(
+                traits.triton_name, [probe], outputs=[InferRequestedOutput(DESCRIPTION_NAME)],
+                priority=DESCRIBE_PRIORITY, client_timeout=self.timeout_s)
+            description = Description.from_output(result.as_numpy(DESCRIPTION_NAME))
+        except InferenceServerException as exc:
+            raise self._unavailable_headers(classify(exc)) from exc
+        except ValueError as exc:
+            raise errors.TritonError(f"{traits.triton_name}: {exc}") from exc
+        self._descriptions[variant] = (time.monotonic() + TRAITS_TTL_S, description)
+        return description
 
     async def models(self) -> dict[str, str]:
         """Models in Triton's repository by gateway name (``c16nla`` for ``imdeception_c16nla``,

@@ -1,6 +1,9 @@
 // The gateway's web page: pick or drop an image, POST /upscale, compare before/after, download.
+// A large image goes through a job instead (POST /jobs, then GET /jobs/{id} until done): a real
+// progress bar from its tiles, and a Cancel button (DELETE /jobs/{id}).
 // Plain JS, no build step, nothing from other sites. The form's data-state attribute says where
-// the page is (idle, ready, uploading, upscaling, done, error); tests read it.
+// the page is (idle, ready, uploading, upscaling, done, error, cancelled), its data-job the job
+// under way; tests read them.
 "use strict";
 
 (() => {
@@ -20,6 +23,16 @@
   const divider = $("divider");
   const slider = $("slider");
   const download = $("download");
+  const cancelButton = $("cancel");
+
+  // Images whose x4 output reaches this many pixels go through a job (imdsr upscale --jobs uses
+  // the same figure, service/client.py DEFAULT_JOBS_ABOVE_MPX). Below it the direct request is
+  // quicker (a job costs three requests more and half a poll on average) and over in about a
+  // second on CPU at the gateway's starting rate (0.3 s per output Mpx); above it a bar that
+  // moves and a way to stop matter. The network's work is the x4 output whatever the final size.
+  const JOB_FROM_OUTPUT_PX = 4e6;
+  const SCALE = 4;
+  const POLL_MS = 500;
 
   // Content-Type -> {name, label, extension, ...} of each output format, from GET /formats
   const formatsByType = new Map();
@@ -29,6 +42,8 @@
   let originalShows = false; // whether the browser could decode it (TIFF, for one, it cannot)
   let resultUrl = null;     // object URL of the last result
   let timer = null;         // the "upscaling... N s" ticker
+  let imageSize = Promise.resolve(null); // {width, height} of the chosen file, null if unknown
+  let run = null;           // the upscale under way: {xhr, job, poll, cancelled}
   const apiKey = $("api-key");
   const apiKeyRow = $("api-key-row");
 
@@ -51,7 +66,8 @@
     return q.toString();
   }
 
-  /** The server's error JSON ({"error": code, "detail": ...}) as one readable line. */
+  /** The server's error JSON ({"error": code, "detail": ...}) as one readable line; status 0
+   * with a body: a job's error, which has no HTTP status of its own. */
   function describeError(status, body, retryAfter) {
     let text;
     if (body && typeof body === "object" && typeof body.error === "string") {
@@ -67,7 +83,7 @@
       } else if (detail && typeof detail === "object") {
         detail = JSON.stringify(detail);
       }
-      text = `${body.error} (HTTP ${status})`;
+      text = status ? `${body.error} (HTTP ${status})` : body.error;
       if (detail && detail !== body.error) text += `: ${detail}`;
     } else {
       text = status ? `HTTP ${status}: the server's answer was not the expected JSON`
@@ -104,7 +120,32 @@
     return `${base}${suffix}.${ext}`;
   }
 
-  window.imdsrPage = { buildQuery, describeError, downloadName, extensionFor };
+  /** Whether an image goes through a job: by its x4 output's pixels; a file the browser cannot
+   * decode (TIFF, HEIC) by its size, as if stored at 3 bytes a pixel (TIFF often is). */
+  function usesJob(width, height, bytes) {
+    const pixels = width && height ? width * height : (bytes || 0) / 3;
+    return pixels * SCALE * SCALE >= JOB_FROM_OUTPUT_PX;
+  }
+
+  /** A job's progress as {fraction, text}: fraction null while unknown (queued). */
+  function jobProgress(job) {
+    const p = job.progress || {};
+    if (job.status === "queued") return { fraction: null, text: "queued..." };
+    let fraction = null;
+    const parts = [];
+    if (p.tiles_total > 0) {
+      fraction = p.tiles_done / p.tiles_total;
+      parts.push(`tile ${p.tiles_done} of ${p.tiles_total}`);
+    }
+    if (p.frames_total > 1) {
+      if (fraction === null) fraction = p.frames_done / p.frames_total;
+      parts.push(`frame ${p.frames_done} of ${p.frames_total}`);
+    }
+    const text = parts.length ? `upscaling: ${parts.join(", ")}` : "upscaling...";
+    return { fraction: fraction === null ? null : Math.min(1, Math.max(0, fraction)), text };
+  }
+
+  window.imdsrPage = { buildQuery, describeError, downloadName, extensionFor, usesJob, jobProgress };
 
   // --- state ----------------------------------------------------------------------------------
 
@@ -113,13 +154,17 @@
     const busy = state === "uploading" || state === "upscaling";
     submit.disabled = busy || !file;
     fileInput.disabled = busy;
-    progressBox.hidden = state !== "uploading" && state !== "upscaling" && state !== "done";
-    if (state === "upscaling") progress.removeAttribute("value"); // indeterminate
+    progressBox.hidden = !["uploading", "upscaling", "done", "cancelled"].includes(state);
+    progress.hidden = state === "cancelled";
+    if (state === "upscaling") progress.removeAttribute("value"); // indeterminate until a job says
+    cancelButton.hidden = !(busy && run && run.byJob);
+    cancelButton.disabled = false;
     if (text !== undefined) statusText.textContent = text;
   }
 
   function showError(text) {
     stopTimer();
+    run = null;
     errorBox.textContent = text;
     errorBox.hidden = false;
     progressBox.hidden = true;
@@ -219,13 +264,17 @@
     $("drop-text").textContent = file.name;
     $("file-info").textContent = `${formatBytes(file.size)}${file.type ? ", " + file.type : ""}`;
     const probe = new Image();
-    probe.onload = () => {
-      originalShows = true;
-      if (probe.src === originalUrl) {
-        $("file-info").textContent = `${probe.naturalWidth}x${probe.naturalHeight}, ` +
-          `${formatBytes(file.size)}${file.type ? ", " + file.type : ""}`;
-      }
-    };
+    imageSize = new Promise((resolve) => {
+      probe.onload = () => {
+        originalShows = true;
+        if (probe.src === originalUrl) {
+          $("file-info").textContent = `${probe.naturalWidth}x${probe.naturalHeight}, ` +
+            `${formatBytes(file.size)}${file.type ? ", " + file.type : ""}`;
+        }
+        resolve({ width: probe.naturalWidth, height: probe.naturalHeight });
+      };
+      probe.onerror = () => resolve(null);
+    });
     probe.src = originalUrl;
     errorBox.hidden = true;
     setState("ready", "");
@@ -273,19 +322,33 @@
     return `${(n / 1024 / 1024).toFixed(1)} MB`;
   }
 
-  form.addEventListener("submit", (e) => {
+  let sizing = false; // between a press of Upscale and the request: the size may still decode
+
+  form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    if (!file || form.dataset.state === "uploading" || form.dataset.state === "upscaling") return;
+    if (!file || sizing || form.dataset.state === "uploading" || form.dataset.state === "upscaling") return;
     const query = buildQuery(formValues());
     const fit = formValues().fit;
     const bothSides = $("width").value.trim() && $("height").value.trim();
-    const started = performance.now();
+    sizing = true;
+    let size;
+    try { size = await imageSize; } finally { sizing = false; }
+    const byJob = usesJob(size && size.width, size && size.height, file.size);
+    const current = { byJob, started: performance.now(), xhr: null, job: null, poll: null,
+                      cancelled: false, query, beforeFit: bothSides && fit === "cover" ? "cover" : "fill" };
+    run = current;
+    delete form.dataset.job;
     errorBox.hidden = true;
     progress.value = 0;
     setState("uploading", "uploading 0%");
+    send(current, byJob ? "/jobs" : "/upscale");
+  });
 
+  /** POST the file (upload progress on the bar) to /upscale or /jobs with the run's query. */
+  function send(current, path) {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/upscale" + (query ? "?" + query : ""));
+    current.xhr = xhr;
+    xhr.open("POST", path + (current.query ? "?" + current.query : ""));
     xhr.responseType = "blob";
     // the file's own type when it is an image, else let the server sniff the bytes
     const type = file.type && file.type.startsWith("image/") ? file.type : "application/octet-stream";
@@ -293,33 +356,184 @@
     for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
 
     xhr.upload.addEventListener("progress", (ev) => {
-      if (!ev.lengthComputable || form.dataset.state !== "uploading") return;
+      if (!ev.lengthComputable || run !== current || form.dataset.state !== "uploading") return;
       progress.value = ev.loaded / ev.total;
       statusText.textContent = `uploading ${Math.round((100 * ev.loaded) / ev.total)}%`;
     });
     xhr.upload.addEventListener("load", () => {
-      setState("upscaling", "upscaling...");
-      timer = setInterval(() => {
-        statusText.textContent = `upscaling... ${Math.round((performance.now() - started) / 1000)} s`;
-      }, 1000);
+      if (run !== current) return;
+      setState("upscaling", current.byJob ? "queued..." : "upscaling...");
+      if (!current.byJob) startTimer(current.started, () => "upscaling...");
     });
-    xhr.addEventListener("error", () => showError(describeError(0, null)));
+    xhr.addEventListener("error", () => { if (run === current) showError(describeError(0, null)); });
     xhr.addEventListener("load", async () => {
-      stopTimer();
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      if (xhr.status !== 200) {
-        let body = null;
-        try { body = JSON.parse(await xhr.response.text()); } catch (_) { /* not JSON */ }
-        needsKey(xhr.status);
-        showError(describeError(xhr.status, body, xhr.getResponseHeader("Retry-After")));
+      if (run !== current) return; // cancelled meanwhile
+      const answer = xhr.response;
+      if (current.byJob) {
+        if (xhr.status === 404 || xhr.status === 405) { // a gateway without jobs: ask directly
+          current.byJob = false;
+          setState("uploading", "uploading 0%");
+          send(current, "/upscale");
+          return;
+        }
+        await jobAccepted(current, xhr.status, answer, xhr.getResponseHeader("Retry-After"));
         return;
       }
-      const blob = xhr.response;
-      const model = xhr.getResponseHeader("X-Model") || "";
-      showResult(blob, query, bothSides && fit === "cover" ? "cover" : "fill", model, seconds);
+      stopTimer();
+      if (xhr.status !== 200) {
+        await showErrorAnswer(xhr.status, answer, xhr.getResponseHeader("Retry-After"));
+        return;
+      }
+      showResult(answer, current.query, current.beforeFit, xhr.getResponseHeader("X-Model") || "",
+                 seconds(current));
     });
     xhr.send(file);
-  });
+  }
+
+  function seconds(current) {
+    return ((performance.now() - current.started) / 1000).toFixed(1);
+  }
+
+  function startTimer(started, label) {
+    stopTimer();
+    timer = setInterval(() => {
+      statusText.textContent = `${label()} ${Math.round((performance.now() - started) / 1000)} s`;
+    }, 1000);
+  }
+
+  async function showErrorAnswer(status, blob, retryAfter) {
+    let body = null;
+    try { body = JSON.parse(await blob.text()); } catch (_) { /* not JSON */ }
+    needsKey(status);
+    showError(describeError(status, body, retryAfter));
+  }
+
+  // --- jobs: POST /jobs answered 202, then GET /jobs/{id} until it is done ----------------------
+
+  async function jobAccepted(current, status, blob, retryAfter) {
+    if (status !== 202 && current.cancelled) {
+      cancelled(current, "cancelled");
+      return;
+    }
+    if (status !== 202) {
+      await showErrorAnswer(status, blob, retryAfter);
+      return;
+    }
+    let job = null;
+    try { job = JSON.parse(await blob.text()); } catch (_) { /* below */ }
+    if (!job || typeof job.id !== "string") {
+      showError(describeError(status, null));
+      return;
+    }
+    current.job = job;
+    form.dataset.job = job.id;
+    if (current.cancelled) { // Cancel was pressed after the upload, before this answer
+      await cancelJob(current);
+      return;
+    }
+    setState("upscaling");
+    followJob(current, job);
+  }
+
+  /** Whether the answers of a run still count: it is the page's, and not being cancelled. */
+  function live(current) {
+    return run === current && !current.cancelled;
+  }
+
+  /** Show the job's progress; poll again, or fetch its result once done. */
+  async function followJob(current, job) {
+    if (!live(current)) return;
+    const shown = jobProgress(job);
+    if (shown.fraction === null) progress.removeAttribute("value");
+    else progress.value = shown.fraction;
+    statusText.textContent = `${shown.text} (${Math.round((performance.now() - current.started) / 1000)} s)`;
+    if (job.status === "done") {
+      await jobResult(current, job);
+      return;
+    }
+    if (job.status === "failed" || job.status === "cancelled") {
+      showError(job.error ? describeError(0, job.error) : `the job was ${job.status}`);
+      return;
+    }
+    current.poll = setTimeout(() => pollJob(current, job.id), POLL_MS);
+  }
+
+  async function pollJob(current, id) {
+    if (!live(current)) return;
+    let response;
+    try {
+      response = await fetch(`/jobs/${encodeURIComponent(id)}`,
+        { headers: { Accept: "application/json", ...authHeaders() } });
+    } catch (_) {
+      if (live(current)) showError(describeError(0, null));
+      return;
+    }
+    if (!live(current)) return;
+    if (response.status === 429 || response.status === 503) { // busy: ask again when told
+      const wait = Number(response.headers.get("Retry-After")) || 1;
+      current.poll = setTimeout(() => pollJob(current, id), Math.min(wait, 30) * 1000);
+      return;
+    }
+    if (!response.ok) {
+      await showErrorAnswer(response.status, await response.blob(), response.headers.get("Retry-After"));
+      return;
+    }
+    followJob(current, await response.json());
+  }
+
+  async function jobResult(current, job) {
+    const path = job.result || `/jobs/${encodeURIComponent(job.id)}/result`;
+    let response;
+    try {
+      response = await fetch(path, { headers: authHeaders() });
+    } catch (_) {
+      if (live(current)) showError(describeError(0, null));
+      return;
+    }
+    if (!live(current)) return;
+    const blob = await response.blob();
+    if (response.status !== 200) {
+      await showErrorAnswer(response.status, blob, response.headers.get("Retry-After"));
+      return;
+    }
+    run = null;
+    showResult(blob, current.query, current.beforeFit, response.headers.get("X-Model") || "",
+               seconds(current));
+  }
+
+  /** Stop the run: an upload still going is aborted (the gateway makes no job of a body cut
+   * short); a job is deleted; one whose id is not back yet is deleted when it comes. */
+  async function cancelJob(current) {
+    current.cancelled = true;
+    cancelButton.disabled = true;
+    if (current.poll !== null) clearTimeout(current.poll);
+    if (!current.job) {
+      if (form.dataset.state !== "uploading") return; // jobAccepted() calls back here
+      current.xhr.abort();
+      cancelled(current, "cancelled");
+      return;
+    }
+    let response = null;
+    try {
+      response = await fetch(`/jobs/${encodeURIComponent(current.job.id)}`,
+        { method: "DELETE", headers: { Accept: "application/json", ...authHeaders() } });
+    } catch (_) { /* below */ }
+    if (run !== current) return;
+    if (!response || !response.ok) {
+      if (!response) showError(describeError(0, null));
+      else await showErrorAnswer(response.status, await response.blob(), null);
+      return;
+    }
+    cancelled(current, `cancelled (job ${current.job.id})`);
+  }
+
+  function cancelled(current, text) {
+    stopTimer();
+    run = null;
+    setState("cancelled", text);
+  }
+
+  cancelButton.addEventListener("click", () => { if (run && run.byJob) cancelJob(run); });
 
   function showResult(blob, query, beforeFit, model, seconds) {
     if (resultUrl) URL.revokeObjectURL(resultUrl);

@@ -60,9 +60,11 @@ def api_schema(gateway_url: str) -> schemathesis.BaseSchema:
 # Function._nodeid, gone in pytest 9 (AttributeError); operation.as_strategy() is the same
 # generation, driven by hypothesis's own @given.
 OPERATIONS = [("POST", "/upscale"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/models"),
-              ("GET", "/metrics"), ("GET", "/formats")]
+              ("GET", "/metrics"), ("GET", "/formats"), ("POST", "/jobs"), ("GET", "/jobs/{job_id}"),
+              ("GET", "/jobs/{job_id}/result"), ("DELETE", "/jobs/{job_id}")]
 RUNS = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
-    ("POST", "/upscale", GenerationMode.NEGATIVE)]  # the only operation with inputs to get wrong
+    (m, p, GenerationMode.NEGATIVE) for m, p in (("POST", "/upscale"), ("POST", "/jobs"))
+]  # the operations with inputs to get wrong
 
 
 def test_schema_lists_exactly_these_operations(api_schema: schemathesis.BaseSchema) -> None:

@@ -114,6 +114,9 @@ def _state(driver) -> str:  # noqa: ANN001
 
 
 def _open(driver, gw: Gateway) -> None:  # noqa: ANN001
+    # Reading the console log empties it: a test then sees only its own messages, not the 415
+    # or 401 that an earlier test in the same browser provoked on purpose.
+    driver.get_log("browser")
     driver.get(gw.url + "/")
     for select in ("model", "format"):
         _wait(driver, lambda d, s=select: d.execute_script(
@@ -472,3 +475,170 @@ def test_screenshot(browser, gateway: Gateway, photos: dict[str, Path], tmp_path
     assert browser.save_screenshot(str(target))
     with Image.open(target) as shot:
         assert shot.width >= 1000 and shot.height >= 600
+
+
+# --- large images: through a job (POST /jobs), with progress and Cancel ---------------------------
+
+
+@pytest.fixture(scope="module")
+def large_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The astronaut whole (512x512: an x4 output of 4.2 Mpx, over the page's 4-Mpx threshold)
+    and at 1024x1024 (16.8 Mpx out, many tiles: still running when Cancel is pressed)."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("web_page_large")
+    astronaut = Image.fromarray(data.astronaut())
+    job = root / "astronaut_512.png"
+    astronaut.save(job)
+    huge = root / "astronaut_1024.png"
+    astronaut.resize((1024, 1024), Image.LANCZOS).save(huge)
+    return {"job": job, "huge": huge}
+
+
+@pytest.fixture(scope="module")
+def jobs_gateway(triton_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:  # noqa: ANN001
+    """A gateway whose job files go to a temporary folder (not ~/.local/state/imdsr/jobs)."""
+    settings = Settings(triton_url=triton_server.grpc_url, default_model=MODEL,
+                        jobs_dir=tmp_path_factory.mktemp("page_jobs"))
+    with Gateway(settings) as gw:
+        yield gw
+
+
+def _watch_progress(driver) -> None:  # noqa: ANN001
+    """Record every value of the progress bar and every status line from now on, each with the
+    page's state (the bar shows the upload first, then the job's tiles)."""
+    driver.execute_script("""
+        window.seenProgress = [];
+        const bar = document.getElementById('progress'), status = document.getElementById('status');
+        const form = document.getElementById('form');
+        const note = () => window.seenProgress.push(
+            [bar.hasAttribute('value') ? bar.value : null, status.textContent, form.dataset.state]);
+        new MutationObserver(note).observe(bar, {attributes: true, attributeFilter: ['value']});
+        new MutationObserver(note).observe(status, {childList: true, characterData: true, subtree: true});
+    """)
+
+
+def _paths_requested(driver) -> list[str]:  # noqa: ANN001
+    return [urlsplit(u).path for u in
+            _js(driver, "return performance.getEntriesByType('resource').map((e) => e.name)")]
+
+
+def _pick_and_press(driver, photo: Path) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    file_input = driver.find_element(By.ID, "file")
+    driver.execute_script("arguments[0].value = ''", file_input)
+    file_input.send_keys(str(photo))
+    _wait(driver, lambda d: _state(d) == "ready", 10, "picking the file did not arm the form")
+    _wait(driver, lambda d: d.find_element(By.ID, "file-info").text.startswith(
+        f"{Image.open(photo).width}x"), 10, "the page never read the image's size")
+    driver.find_element(By.ID, "submit").click()
+
+
+@needs_browser
+def test_which_images_go_through_a_job(browser, jobs_gateway: Gateway) -> None:  # noqa: ANN001
+    _open(browser, jobs_gateway)
+    uses = "return window.imdsrPage.usesJob(arguments[0], arguments[1], arguments[2])"
+    assert _js(browser, uses, 512, 512, 0)            # 4.19 Mpx out
+    assert not _js(browser, uses, 500, 499, 10 ** 9)  # 3.99 Mpx: the pixels decide, not the bytes
+    assert _js(browser, uses, None, None, 800_000)    # a TIFF the browser cannot show: by its bytes
+    assert not _js(browser, uses, None, None, 700_000)
+    shown = "return window.imdsrPage.jobProgress(arguments[0])"
+    assert _js(browser, shown, {"status": "queued", "progress": {}}) == {"fraction": None,
+                                                                        "text": "queued..."}
+    assert _js(browser, shown, {"status": "running", "progress": {
+        "tiles_done": 3, "tiles_total": 12, "frames_done": 0, "frames_total": 1}}) == {
+        "fraction": 0.25, "text": "upscaling: tile 3 of 12"}
+    assert _js(browser, shown, {"status": "running", "progress": {
+        "tiles_done": 0, "tiles_total": 0, "frames_done": 1, "frames_total": 4}}) == {
+        "fraction": 0.25, "text": "upscaling: frame 1 of 4"}
+
+
+@needs_browser
+def test_a_large_image_goes_through_a_job_with_real_progress(  # noqa: ANN001
+        browser, jobs_gateway: Gateway, large_photos: dict[str, Path], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, jobs_gateway)
+    _fill(browser, model=MODEL, format="png", outscale="", width="", height="")
+    direct_requests = _paths_requested(browser).count("/upscale")
+    _watch_progress(browser)
+    _pick_and_press(browser, large_photos["job"])
+    _wait(browser, lambda d: _state(d) in ("done", "error"), TIMEOUT_S, "no result and no error")
+    assert _state(browser) == "done", browser.find_element(By.ID, "error").text
+    job_id = _js(browser, "return document.getElementById('form').dataset.job")
+    assert job_id
+
+    # the job's own routes, not POST /upscale: created, polled, its result fetched
+    paths = _paths_requested(browser)
+    assert paths.count("/upscale") == direct_requests
+    assert "/jobs" in paths and f"/jobs/{job_id}/result" in paths
+    assert paths.count(f"/jobs/{job_id}") >= 2  # polled until done
+    job = httpx.get(f"{jobs_gateway.url}/jobs/{job_id}", timeout=30).json()
+    assert job["status"] == "done" and job["model"] == MODEL
+    tiles = job["progress"]["tiles_total"]
+    assert tiles > 1
+
+    # the bar followed the tiles: it moved forward through values between 0 and 1, with the
+    # tile counts in the status line, and ended full
+    seen = _js(browser, "return window.seenProgress")
+    values = [v for v, _, state in seen if v is not None and state in ("upscaling", "done")]
+    texts = [t for _, t, _ in seen]
+    assert [v for v in values if 0 < v < 1], (values, texts)
+    assert values == sorted(values) and values[-1] == 1, values
+    assert any(re.fullmatch(rf"upscaling: tile [1-9]\d* of {tiles} \(\d+ s\)", t) for t in texts), texts
+    assert browser.find_element(By.ID, "status").text.startswith("done in")
+    assert not browser.find_element(By.ID, "cancel").is_displayed()
+
+    # the result as the direct route gives it, named the same way
+    assert _js(browser, "const r = document.getElementById('result'); "
+                        "return [r.naturalWidth, r.naturalHeight]") == [2048, 2048]
+    assert browser.find_element(By.ID, "download").get_attribute("download") == "astronaut_512_x4.png"
+    saved = _download(browser, tmp_path / "downloads")
+    direct = httpx.post(f"{jobs_gateway.url}/upscale", content=large_photos["job"].read_bytes(),
+                        params={"model": MODEL, "format": "png"},
+                        headers={"Content-Type": "image/png"}, timeout=TIMEOUT_S)
+    assert direct.status_code == 200
+    assert np.abs(_png_pixels(saved.read_bytes()) - _png_pixels(direct.content)).max() <= 1
+    assert _severe_console_messages(browser) == []
+
+
+@needs_browser
+def test_cancel_stops_the_job_and_restores_the_page(  # noqa: ANN001
+        browser, jobs_gateway: Gateway, photos: dict[str, Path], large_photos: dict[str, Path]) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(browser, jobs_gateway)
+    _fill(browser, model=MODEL, format="", outscale="", width="", height="")
+    assert _upscale(browser, photos["small"]) == "done"  # a result on the page before
+    shown_before = _js(browser, "return document.getElementById('result').src")
+    cancel = browser.find_element(By.ID, "cancel")
+    assert not cancel.is_displayed()  # small images go directly: nothing to cancel
+
+    _pick_and_press(browser, large_photos["huge"])
+    _wait(browser, lambda d: d.execute_script("return document.getElementById('form').dataset.job"),
+          TIMEOUT_S, "no job was created")
+    job_id = _js(browser, "return document.getElementById('form').dataset.job")
+    _wait(browser, lambda d: (d.execute_script(
+        "const p = document.getElementById('progress'); return p.hasAttribute('value') && p.value")
+        or 0) > 0, TIMEOUT_S, "the job's tiles never started")
+    assert _state(browser) == "upscaling" and cancel.is_displayed() and cancel.is_enabled()
+    cancel.click()
+    _wait(browser, lambda d: _state(d) in ("cancelled", "error", "done"), 30, "Cancel did nothing")
+    assert _state(browser) == "cancelled", browser.find_element(By.ID, "error").text
+
+    # the gateway's job is cancelled, and stays so; the page is as before the press
+    job = httpx.get(f"{jobs_gateway.url}/jobs/{job_id}", timeout=30).json()
+    assert job["status"] == "cancelled"
+    assert job["progress"]["tiles_done"] < job["progress"]["tiles_total"]
+    assert browser.find_element(By.ID, "status").text == f"cancelled (job {job_id})"
+    assert not cancel.is_displayed() and not browser.find_element(By.ID, "progress").is_displayed()
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    assert browser.find_element(By.ID, "submit").is_enabled()
+    assert browser.find_element(By.ID, "file").is_enabled()
+    assert _js(browser, "return document.getElementById('result').src") == shown_before
+    assert f"/jobs/{job_id}/result" not in _paths_requested(browser)
+
+    # and the page works again
+    assert _upscale(browser, photos["small"]) == "done"
+    assert _severe_console_messages(browser) == []
