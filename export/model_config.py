@@ -29,6 +29,7 @@ from imdsr.contract import (
     PRECISION_PARAM,
     SECONDS_PER_MPX_PARAM,
     TILE_PRIORITY,
+    USE_WHEN_PARAM,
     WEIGHTS_PARAM,
     WHOLE_PARAM,
     WIRE_DTYPE,
@@ -141,6 +142,8 @@ def _describe(variant: str, max_window: int, engine_bound: bool, cpu: bool) -> d
         WHOLE_PARAM: str(min(rule.whole_up_to, max_window)),
         BUCKET_PARAM: str(rule.bucket),
     }
+    if spec.use_when:
+        described[USE_WHEN_PARAM] = spec.use_when
     # The registry's rate is a CPU figure: an accelerator's repository publishes none, so its
     # gateway starts from its own settings (k8s overlays) rather than from a CPU's speed.
     if cpu and spec.seconds_per_mpx is not None:

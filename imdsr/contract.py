@@ -40,6 +40,9 @@ SECONDS_PER_MPX_PARAM = "imdsr_seconds_per_mpx"
 # config.pbtxt parameter: window sides are padded up to a multiple of this (LR px, 0: none), the
 # tiling rule's ``bucket`` (imdsr/imaging/tiling.py): a few window shapes, bounded runtime memory.
 BUCKET_PARAM = "imdsr_bucket"
+# config.pbtxt parameter: one line for a person choosing a model, the inputs it suits and what it
+# trades (the registry entry's ``use_when``); GET /models and the web page show it.
+USE_WHEN_PARAM = "imdsr_use_when"
 # config.pbtxt parameter of the Python-backend models: the precision asked for ("auto", "f32",
 # "bf16"; "fp16" with torch-cuda). "auto" is resolved by the model when it loads, on the serving
 # CPU; the model then answers what it runs through DESCRIPTION_NAME.

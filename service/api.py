@@ -227,7 +227,8 @@ async def models(settings: SettingsDep, triton: TritonDep) -> ModelList:
             precision=await _served_precision(triton, v, traits) if traits else None,
             tiling=traits and TilingInfo(context=traits.rule.context, align=traits.rule.align,
                                          min_side=traits.rule.min_side,
-                                         whole_up_to=traits.rule.whole_up_to)))
+                                         whole_up_to=traits.rule.whole_up_to),
+            use_when=traits and traits.use_when))
     return ModelList(models=infos)
 
 

@@ -25,6 +25,7 @@ from imdsr.contract import (
     PARAMS_PARAM,
     PRECISION_PARAM,
     SECONDS_PER_MPX_PARAM,
+    USE_WHEN_PARAM,
     WEIGHTS_PARAM,
     WHOLE_PARAM,
 )
@@ -63,6 +64,7 @@ class ModelTraits:
     # whether the model answers DESCRIPTION_NAME (what "auto" became: ``Description``).
     precision: str | None = None
     describes: bool = False
+    use_when: str | None = None  # one line on the inputs it suits (GET /models, the page)
 
     @classmethod
     def from_config(cls, triton_name: str, config: dict) -> ModelTraits:
@@ -93,6 +95,7 @@ class ModelTraits:
             seconds_per_mpx=_positive(params, SECONDS_PER_MPX_PARAM),
             precision=params.get(PRECISION_PARAM, {}).get("string_value", "") or None,
             describes=any(o.get("name") == DESCRIPTION_NAME for o in config.get("output", [])),
+            use_when=params.get(USE_WHEN_PARAM, {}).get("string_value", "") or None,
         )
 
     @property

@@ -114,6 +114,8 @@ class ModelInfo(BaseModel):
     precision: str | None = Field(None, description="what the model computes in (f32, bf16, fp16), "
                                   "as the loaded model says (precision auto: bf16 on AMX CPUs)")
     tiling: TilingInfo | None = None
+    use_when: str | None = Field(None, description="one line for a person choosing: the inputs "
+                                 "the model suits and what it trades")
 
 
 class ModelList(BaseModel):

@@ -208,6 +208,8 @@
       }
       const keep = select.value;
       while (select.options.length > 1) select.remove(1); // all but "server default"
+      const guide = $("model-guide");
+      guide.replaceChildren();
       for (const m of body.models) {
         let label = m.variant;
         // e.g. "rlfn - RLFN, 317K params, 19.7 GFLOPs": what a user picks between
@@ -221,9 +223,21 @@
         if (!m.ready) label += ` - ${m.state || "not ready"}`;
         const option = new Option(label, m.variant);
         option.disabled = !m.ready;
+        if (m.use_when) {
+          // the registry's line on the inputs this model suits, as the model publishes it
+          option.title = m.use_when;
+          const item = document.createElement("li");
+          item.dataset.variant = m.variant;
+          const name = document.createElement("strong");
+          name.textContent = m.variant;
+          item.append(name, `: ${m.use_when}`);
+          guide.append(item);
+        }
         select.add(option);
         if (keep ? m.variant === keep : m.default && m.ready) option.selected = true;
       }
+      guide.hidden = guide.children.length === 0;
+      markChosenModel();
       select.dataset.loaded = "true";
     } catch (err) {
       note.textContent = apiKeyRow.hidden
@@ -233,6 +247,14 @@
       select.dataset.loaded = "failed";
     }
   }
+
+  // The guide's line of the model picked (none for "server default") stands out.
+  function markChosenModel() {
+    for (const item of $("model-guide").children) {
+      item.classList.toggle("chosen", item.dataset.variant === $("model").value);
+    }
+  }
+  $("model").addEventListener("change", markChosenModel);
 
   // --- output formats: the gateway's list, so the page offers every one it writes ------------
 

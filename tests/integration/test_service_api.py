@@ -12,6 +12,7 @@ from PIL import Image
 
 from service.app import create_app
 from service.settings import Settings
+from training.models import get_variant
 
 
 def _png(w: int = 70, h: int = 50, mode: str = "RGB") -> bytes:
@@ -128,6 +129,8 @@ def test_health_ready_models_metrics(client: TestClient) -> None:
     models = client.get("/models").json()["models"]
     assert {"c16nla", "c4"} <= {m["variant"] for m in models}
     assert all(m["scale"] == 4 and m["ready"] for m in models)
+    # each served model says when to pick it, as its registry entry does (through config.pbtxt)
+    assert all(m["use_when"] == get_variant(m["variant"]).use_when for m in models)
     client.post("/upscale", content=_png(), headers={"Content-Type": "image/png"})
     text = client.get("/metrics").text
     assert 'imdsr_gateway_requests_total{model="c4",route="/upscale",status="200"}' in text

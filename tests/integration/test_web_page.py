@@ -456,6 +456,34 @@ def test_api_key_is_asked_for_when_the_gateway_wants_one(browser, triton_server,
 
 
 @needs_browser
+def test_each_model_says_when_to_pick_it(browser, gateway: Gateway) -> None:  # noqa: ANN001
+    """Issue 27: under the model list, one line per served model (its use_when from GET /models),
+    the JPEG model's naming compressed photos; the line of the model picked stands out."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, gateway)
+    _wait(browser, lambda d: d.execute_script(
+        "return document.getElementById('model').dataset.loaded") == "true", 30, "no models")
+    served = {m["variant"]: m["use_when"]
+              for m in httpx.get(f"{gateway.url}/models").json()["models"]}
+    guide = browser.find_element(By.ID, "model-guide")
+    assert guide.is_displayed()
+    items = guide.find_elements(By.TAG_NAME, "li")
+    lines = {i.get_attribute("data-variant"): i.text for i in items}
+    assert set(lines) == set(served) and {"c16nla", "c16nla_real"} <= set(lines)
+    for variant, line in lines.items():
+        assert line == f"{variant}: {served[variant]}"
+    assert "compressed" in lines["c16nla_real"] and "JPEG" in lines["c16nla_real"]
+
+    Select(browser.find_element(By.ID, "model")).select_by_value("c16nla_real")
+    chosen = [i.get_attribute("data-variant") for i in items if "chosen" in i.get_attribute("class")]
+    assert chosen == ["c16nla_real"]
+    Select(browser.find_element(By.ID, "model")).select_by_value("")
+    assert not [i for i in items if "chosen" in i.get_attribute("class")]
+
+
+@needs_browser
 def test_screenshot(browser, gateway: Gateway, photos: dict[str, Path], tmp_path: Path) -> None:  # noqa: ANN001
     """The page with a result and the divider mid-way: docs/web_page.png when asked for."""
     from selenium.webdriver.common.by import By

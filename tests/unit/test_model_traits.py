@@ -57,3 +57,19 @@ def test_the_operator_s_override_wins_and_a_bad_published_rate_is_ignored(cfg: S
             SECONDS_PER_MPX_PARAM: {"string_value": bad}}})
         assert published.seconds_per_mpx is None
         assert starting_rate("rlfn", published, Settings()) == Settings().default_seconds_per_mpx
+
+
+@pytest.mark.parametrize("variant", list_variants())
+@pytest.mark.parametrize("target", ["cpu", "gpu", "jetson"])
+def test_every_model_says_when_to_pick_it_on_every_target(cfg: ServingConfig, variant: str,
+                                                          target: str) -> None:
+    """Issue 27: one line per model for a person choosing (GET /models, the page), from its entry."""
+    line = get_variant(variant).use_when
+    assert line and "\n" not in line and len(line) <= 200, variant
+    assert _traits(variant, target, cfg).use_when == line
+
+
+def test_the_jpeg_model_s_line_says_it_suits_compressed_photos() -> None:
+    line = get_variant(Settings().jpeg_model).use_when.lower()
+    assert "compressed" in line and "jpeg" in line
+    assert "clean" in get_variant("c16nla").use_when

@@ -72,6 +72,11 @@ class Variant:
     # gateway has learnt the model's own (service/admission.py). The exporter publishes it in the
     # cpu config.pbtxt; None: the gateway's default_seconds_per_mpx.
     seconds_per_mpx: float | None = None
+    # One line for a person choosing between the served models: the inputs this one suits and
+    # what it trades. Published in config.pbtxt (imdsr_use_when), shown by GET /models and the
+    # page beside the model list; the figures behind each line are in docs/MODEL_ZOO.md and
+    # docs/MODEL_CARD.md.
+    use_when: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,13 +132,13 @@ C16NLA_SECONDS_PER_MPX = 0.30
 
 
 def _peer(name: str, description: str, options: Mapping[str, Any], *, params: int, flops: int,
-          checkpoint: str, row: ChallengeRow, mpx_per_s: float) -> Variant:
+          checkpoint: str, row: ChallengeRow, mpx_per_s: float, use_when: str) -> Variant:
     """An NTIRE 2022 peer as published: its parameters are the challenge table's. Its seconds per
     output Mpx are not measured through admission but derived from c16nla's by the served
     graphs' OpenVINO speed at 256x256 in one run (docs/MODEL_ZOO.md: c16nla 3.35 Mpx/s, this
     model ``mpx_per_s``): a starting figure, the gateway learns each model's own."""
     return Variant(name, description, options, params, flops, paper_params=params,
-                   checkpoint=checkpoint, challenge=row,
+                   checkpoint=checkpoint, challenge=row, use_when=use_when,
                    seconds_per_mpx=round(C16NLA_SECONDS_PER_MPX * 3.35 / mpx_per_s, 2))
 
 
@@ -164,21 +169,35 @@ ENTRIES: tuple[Architecture, ...] = (
                          checkpoint="team19_imdeception.pth",
                          challenge=ChallengeRow("Aselsan", "IMDeception", 29.02, 28.73, 63.18,
                                                 0.317, 20.71, 206.06, 134),
+                         use_when="clean inputs (PNG, camera JPEGs at quality 95+, renders): the sharpest of"
+                                  " the shipped models",
                          seconds_per_mpx=C16NLA_SECONDS_PER_MPX),
             # c16nla fine-tuned on degraded inputs (issue 27, training/configs/*c16nla_real*):
             # the same structure, other weights; the gateway picks it for compressed JPEGs.
             _imdeception("c16nla_real", 16, True, "c16nla fine-tuned on JPEG-compressed, noisy "
                          "and soft inputs: for compressed photos",
                          params=316_552, flops=20_705_181_696,
+                         use_when="compressed, noisy or soft photos (most web JPEGs, screenshots of video): "
+                                  "removes block edges and ringing instead of sharpening them; the gateway's"
+                                  " choice for JPEGs below quality 95",
                          seconds_per_mpx=C16NLA_SECONDS_PER_MPX),
             _imdeception("c12", 12, False, "core 12, no attention", params=181_452,
-                         flops=11_868_831_744, paper_params=198_000, seconds_per_mpx=0.17),
+                         flops=11_868_831_744, paper_params=198_000,
+                         use_when="clean inputs when c16nla is too slow: about half its work",
+                         seconds_per_mpx=0.17),
             _imdeception("c8", 8, False, "core 8, no attention", params=86_056,
-                         flops=5_623_513_088, paper_params=113_000, seconds_per_mpx=0.11),
+                         flops=5_623_513_088, paper_params=113_000,
+                         use_when="clean inputs at a third of c16nla's work",
+                         seconds_per_mpx=0.11),
             _imdeception("c4nla", 4, True, "core 4 + two NLA blocks", params=25_918,
-                         flops=1_686_110_208, paper_params=57_000, seconds_per_mpx=0.065),
+                         flops=1_686_110_208, paper_params=57_000,
+                         use_when="previews and large batches: the smallest with attention",
+                         seconds_per_mpx=0.065),
             _imdeception("c4", 4, False, "core 4, no attention: the smallest", params=25_588,
-                         flops=1_667_235_840, seconds_per_mpx=0.06),
+                         flops=1_667_235_840,
+                         use_when="previews, video and large batches: about 5x faster than c16nla, softer "
+                                  "detail",
+                         seconds_per_mpx=0.06),
         ),
     ),
     Architecture(
@@ -189,11 +208,15 @@ ENTRIES: tuple[Architecture, ...] = (
         variants=(
             _peer("imdn", "IMDN, 64 channels, 8 blocks: the NTIRE 2022 ESR baseline",
                   {"channels": 64, "blocks": 8}, params=893_936, flops=58_531_512_320,
-                  checkpoint="imdn_baseline.pth", mpx_per_s=2.84, row=ChallengeRow(
+                  checkpoint="imdn_baseline.pth", mpx_per_s=2.84,
+                  use_when="comparison with the challenge's baseline: nearly 3x c16nla's arithmetic for "
+                           "about its quality", row=ChallengeRow(
                       "NTIRE baseline", "IMDN", 29.13, 28.78, 50.86, 0.894, 58.53, 154.14, 43)),
             _peer("imdn_nb7", "IMDN, 7 blocks: xilinxSR's entry (team 26, collapsed linear blocks)",
                   {"channels": 64, "blocks": 7}, params=790_496, flops=51_757_711_360,
-                  checkpoint="team26_imdn_nb7.pth", mpx_per_s=3.16, row=ChallengeRow(
+                  checkpoint="team26_imdn_nb7.pth", mpx_per_s=3.16,
+                  use_when="comparison with the IMDN baseline: one block fewer, the same quality",
+                  row=ChallengeRow(
                       "xilinxSR", "IMDN nb7", 29.05, 28.72, 48.20, 0.790, 51.76, 136.31, 38)),
         ),
     ),
@@ -205,14 +228,18 @@ ENTRIES: tuple[Architecture, ...] = (
     _rfdn_family("rlfn", "training.models.rlfn:RLFN", TilingRule(30, 6, min_side=15, whole_up_to=1024),
                  _peer("rlfn", "RLFN cut, 46/48 channels: ByteESR (team 04), runtime winner",
                        {"channels": 46, "inner": 48}, params=317_218, flops=19_695_306_752,
-                       checkpoint="team04_rlfn.pth", mpx_per_s=7.56, row=ChallengeRow(
+                       checkpoint="team04_rlfn.pth", mpx_per_s=7.56,
+                       use_when="clean inputs when speed matters: about 2x c16nla's speed, a little softer",
+                       row=ChallengeRow(
                            "ByteESR", "RLFN", 29.00, 28.72, 27.11, 0.317, 19.70, 80.05, 39))),
     # EFDN as RLFN (pool stride 7): whole up to 1024 px; beyond, seams are small at 21 px of
     # context (a few pixels in 10,000 off by more than a level). The pooling needs 5 px.
     _rfdn_family("efdn", "training.models.efdn:EFDN", TilingRule(21, 7, min_side=5, whole_up_to=1024),
                  _peer("efdn", "EFDN, 42 channels, re-parameterised: NEESR (team 05)",
                        {"channels": 42, "distilled": 10}, params=272_038, flops=16_859_552_000,
-                       checkpoint="team05_efdn.pt", mpx_per_s=7.10, row=ChallengeRow(
+                       checkpoint="team05_efdn.pt", mpx_per_s=7.10,
+                       use_when="clean inputs when speed matters, as rlfn: smaller, a little softer",
+                       row=ChallengeRow(
                            "NEESR", "EFDN", 29.01, 28.71, 29.97, 0.272, 16.86, 79.59, 59))),
     Architecture(
         "srnext", "training.models.srnext:SRneXt",
@@ -229,6 +256,8 @@ ENTRIES: tuple[Architecture, ...] = (
             Variant("srnext", "SRneXt, 26 layers of 35 channels: FRL Team 05's NTIRE 2023 entry",
                     {"channels": 35, "layers": 26, "kernel": 15}, params=244_558,
                     flops=15_375_925_248, paper_params=244_558, checkpoint="team05_exnet.pth",
+                    use_when="clean inputs, for comparison with the 2023 challenge: the fewest "
+                             "parameters of the zoo, slower on CPUs than its FLOPs suggest",
                     # The factsheet's figures (NTIRE 2023 ESR, RTX 3090, DIV2K+LSDIR test).
                     challenge=ChallengeRow("FRL Team 05", "SRneXt", 29.02, 27.02, 91.16, 0.2445,
                                            15.376, 422.9, 158, report="NTIRE 2023",
