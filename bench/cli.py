@@ -180,6 +180,42 @@ def bench_service(
     typer.echo(f"\nwrote {out / 'service.md'}, {out / 'service.json'}, {chart}")
 
 
+def bench_precision(
+    variant: str = DEFAULT_VARIANT,
+    weights: Annotated[Path | None, typer.Option(help="weights (default: shipped)")] = None,
+    sets: Annotated[str, typer.Option(help="standard sets to score, comma-separated ('' for none)")
+                    ] = "bsd100",
+    sets_root: Annotated[Path, typer.Option(help="root of `imdsr data standard`")] = Path("data/standard"),
+    threads: Annotated[int, typer.Option(help="runtime threads")] = 2,
+    repeats: Annotated[int, typer.Option(help="timings: best of N")] = 8,
+    out: Annotated[Path | None, typer.Option(help="also write the Markdown report here")] = None,
+) -> None:
+    """f32 vs bf16 on this CPU (OpenVINO) beside ONNX Runtime f32, for the served graph: ms per
+    256x256 image and Y-PSNR on the standard sets against PyTorch f32, the measurement behind
+    `[cpu] precision = "auto"`."""
+    from bench.photos import square_photo
+    from bench.precision import format_report, run_precision_bench
+    from training.data.standard import StandardSetError, parse_set_names, set_files
+    from training.weights.store import WeightsError, shipped_weights
+
+    check_variant(variant)
+    if threads < 1 or repeats < 1:
+        raise fail("--threads and --repeats must be at least 1")
+    try:
+        weights = weights or shipped_weights(variant)
+        files = {name: set_files(name, sets_root) for name in parse_set_names(sets)} if sets else {}
+    except (WeightsError, StandardSetError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    _, image = square_photo(256)
+    report = run_precision_bench(variant, weights, image, files, threads, repeats,
+                                 progress=lambda m: typer.echo(m, err=True))
+    text = format_report(report)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    typer.echo(text)
+
+
 def bench_memory(
     variant: Annotated[str, typer.Option(help="model (c4: the memory is the gateway's, not the model's)")
                        ] = "c4",
@@ -388,6 +424,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("zoo")(bench_zoo)
     bench_app.command("memory")(bench_memory)
     bench_app.command("service")(bench_service)
+    bench_app.command("precision")(bench_precision)
     bench_app.command("model")(bench_model)
     bench_app.command("tiling")(bench_tiling)
     bench_app.command("wire")(bench_wire)

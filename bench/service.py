@@ -5,7 +5,7 @@ Four measurements on the same picture, one after the other on the same machine:
 1. **bare model**: the published NTIRE 2022 architecture (``bench/published.py``) exported to ONNX
    and run in-process on ONNX Runtime (f32): the baseline a hand-written server would have; and
    the same graph on **OpenVINO at its own defaults** (no setting at all: it picks bf16 on AMX
-   CPUs, LATENCY, its own thread count), the strongest bare runtime, the anchor the service is
+   or AVX512_BF16 CPUs, LATENCY, its own thread count), the strongest bare runtime, the anchor the service is
    held to;
 2. **model only**: the served graph on each CPU runtime (``triton_host/python_backend/runtimes.py``,
    the code Triton runs) at the precision the serving config asks for ("auto" resolved here);
@@ -138,14 +138,15 @@ def bare_model_seconds(path: Path, x: np.ndarray, threads: int, repeats: int) ->
 
 def openvino_defaults_seconds(path: Path, x: np.ndarray, repeats: int) -> tuple[float, str]:
     """The published graph on OpenVINO with no setting at all, as someone trying it would run
-    it (bf16 on AMX CPUs, LATENCY, threads of its choosing); and the precision it picked."""
+    it (bf16 on AMX or AVX512_BF16 CPUs, LATENCY, threads of its choosing); and the precision it picked."""
     import openvino as ov
 
     core = ov.Core()
     compiled = core.compile_model(core.read_model(str(path)), "CPU")
     request = compiled.create_infer_request()
-    precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-    # OpenVINO names it "bfloat16"/"f32"; the project says bf16/f32
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    # An ov.Type whose str() is "<Type: 'bfloat16'>"; its name is "bf16"/"f32" as the project says
+    precision = getattr(hint, "get_type_name", lambda: str(hint))()
     precision = {"bfloat16": "bf16", "float32": "f32"}.get(precision, precision)
     return time_model(lambda: request.infer({0: x}), repeats), precision
 

@@ -153,7 +153,8 @@ def machine() -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AMX", "amx_tile"))
+    isa = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"),
+                                   ("AVX512_BF16", "avx512_bf16"), ("AMX", "amx_tile"))
            if flag in flags]
     return f"{model}, {cores} cores available" + (f" ({', '.join(isa)})" if isa else "")
 
@@ -351,9 +352,14 @@ def run_zoo(weights: dict[str, Path], *, command: str, threads: int = 2, repeats
                     row.service_mpx[lv.concurrency] = lv.mpx_per_s
                     row.service_p50_ms[lv.concurrency] = lv.p50_ms
                     row.service_failures += lv.failures
-            report.service_runtime = bare_key(cfg.cpu.runtime, cfg.cpu.precision)
+            from triton_host.python_backend.runtimes import resolve_precision
+
+            # "auto" resolved as the served models resolve it, on this machine (the same CPU)
+            served = resolve_precision(cfg.cpu.runtime, cfg.cpu.precision)
+            report.service_runtime = bare_key(cfg.cpu.runtime, served)
+            asked = "" if served == cfg.cpu.precision else f" {cfg.cpu.precision}, so"
             report.service_setup = (
-                f"runtime {cfg.cpu.runtime} {cfg.cpu.precision}, one instance per model, "
+                f"runtime {cfg.cpu.runtime}{asked} {served}, one instance per model, "
                 f"{cfg.cpu.intra_op_threads} threads each, preferred batch sizes "
                 f"{cfg.preferred_batch_sizes_for('cpu')}; input: {name} {SIZE}x{SIZE} PNG, "
                 f"{repeats} requests per client per level after one untimed round")

@@ -219,8 +219,10 @@ def _hardware(report: ZooReport, rows: dict[str, ZooRow]) -> list[str]:
                 "f32's on the 256x256 photo: " + "; ".join(bf16) + ". "
                 + (f"This CPU has no bf16 ({', '.join(fallback)} ran f32): the figures are f32 "
                    "twice. " if fallback else "")
-                + "The service runs f32 unless export/serving.toml sets `precision = \"bf16\"`; "
-                "bf16's accuracy on the standard sets is not measured here."]
+                + "The service runs what `[cpu] precision` (export/serving.toml, \"auto\" by "
+                f"default) resolves to on its CPU: here {report.service_runtime or 'unmeasured'}. "
+                "bf16's fidelity on the standard sets against PyTorch f32 is `imdsr bench "
+                "precision`'s (docs/PERFORMANCE.md, \"Precision\")."]
     return out
 
 

@@ -5,8 +5,10 @@ The protocol is ``imdsr eval --benchmark``'s (``training/evaluate.py`` ``benchma
 mod-cropped to x4, LR by the MATLAB-style bicubic, PyTorch f32 on whole images, output rounded to
 8 bits, BT.601 Y with a 4-px border cropped) and the sets are the manifest's (``set_files``
 refuses a missing or changed image). A score depends only on the weights, the set's images and
-that protocol, never on the machine's load, so it is cached per (weights SHA-256, set and its
-images' digest); timings are never cached.
+that protocol, never on the machine's load, so it is cached per (weights, set and its images'
+digest); timings are never cached. The weights are named by their content (``safetensors_sha256``),
+not their file's bytes: each import of a published checkpoint writes the same tensors and metadata
+in another header order, and a re-run must find the scores of the last one.
 
 Torch is imported inside ``evaluate_zoo``; reading and writing the cache need none of it.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from imdsr.contract import SCALE
-from imdsr.digest import file_sha256
+from imdsr.digest import safetensors_sha256
 
 DEFAULT_CACHE = Path("data/zoo_benchmarks.json")
 # Bump when training/evaluate.py's benchmark protocol changes: older entries are then ignored.
@@ -155,7 +157,7 @@ def evaluate_zoo(weights: dict[str, Path], sets: list[StandardSet], cache: Bench
         return got
 
     for variant, path in weights.items():
-        digest, model = file_sha256(path), None
+        digest, model = safetensors_sha256(path), None
         out[variant] = {}
         for ss in sets:
             key = BenchmarkCache.key(digest, ss.name, ss.digest)

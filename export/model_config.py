@@ -175,7 +175,7 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
         if wire_dtype != WIRE_DTYPE:
             raise ValueError("the wire benchmark runs on the Python backend")
         # The native backends' precision keys are not verified here: "auto" leaves each backend
-        # its own choice (ONNX Runtime f32; OpenVINO picks bf16 by itself on AMX CPUs).
+        # its own choice (ONNX Runtime f32; OpenVINO picks bf16 by itself on CPUs with AMX or AVX512_BF16).
         if t.precision == "bf16":
             raise ValueError("the native repository serves f32 only; set [cpu] precision = \"f32\" "
                              "or \"auto\"")

@@ -32,7 +32,7 @@ class TritonHandle:
 def _test_serving_config():  # noqa: ANN202 - export.serving.ServingConfig
     """The shipped serving.toml, shrunk for two shared cores: one instance, one runtime thread;
     f32, so that served and PyTorch results agree within a level on any CPU (the shipped "auto"
-    is bf16 on AMX CPUs: tests/integration/test_precision_auto.py holds that one)."""
+    is bf16 on CPUs with AMX or AVX512_BF16: tests/integration/test_precision_auto.py holds that one)."""
     from export.serving import load_serving
 
     cfg = load_serving()

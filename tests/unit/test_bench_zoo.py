@@ -253,6 +253,36 @@ def test_benchmark_scores_are_cached_per_weights_and_set(tmp_path: Path) -> None
                         progress=lambda _m: None).measured == [("c4", "toy")]
 
 
+def _reorder_header(src: Path, dst: Path) -> Path:
+    """``src`` with its header's entries in reverse order: what another process's save writes."""
+    import json
+
+    raw = src.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + size])
+    header = {k: (dict(reversed(list(v.items()))) if k == "__metadata__" else v)
+              for k, v in reversed(list(header.items()))}
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(size)
+    assert len(text) == size
+    dst.write_bytes(raw[:8] + text + raw[8 + size:])
+    return dst
+
+
+def test_the_same_weights_saved_in_another_header_order_hit_the_cache(tmp_path: Path) -> None:
+    from imdsr.digest import file_sha256, safetensors_sha256
+
+    toy = _toy_set(tmp_path / "toy")
+    w = _random_weights(tmp_path / "c4.safetensors", "c4", 0)
+    again = _reorder_header(w, tmp_path / "c4_again.safetensors")
+    assert file_sha256(again) != file_sha256(w) and safetensors_sha256(again) == safetensors_sha256(w)
+    cache_file = tmp_path / "cache.json"
+    evaluate_zoo({"c4": w}, [toy], BenchmarkCache(cache_file), progress=lambda _m: None)
+    assert evaluate_zoo({"c4": again}, [toy], BenchmarkCache(cache_file),
+                        progress=lambda _m: None).measured == []
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        safetensors_sha256(toy.files[0])
+
+
 def test_benchmark_cache_drops_another_protocol_and_refuses_a_foreign_file(tmp_path: Path) -> None:
     path = tmp_path / "cache.json"
     cache = BenchmarkCache(path)

@@ -262,9 +262,10 @@ ENTRIES: tuple[Architecture, ...] = (
                     challenge=ChallengeRow("FRL Team 05", "SRneXt", 29.02, 27.02, 91.16, 0.2445,
                                            15.376, 422.9, 158, report="NTIRE 2023",
                                            gpu="RTX 3090"),
-                    # Not yet measured through the service: c16nla's rate (a pessimistic start
-                    # costs 429s, never 504s); the gateway learns its own from lone requests.
-                    seconds_per_mpx=C16NLA_SECONDS_PER_MPX),
+                    # Derived as the NTIRE 2022 peers' are, from c16nla's by the served graphs'
+                    # OpenVINO f32 time at 256x256 in one run (docs/MODEL_ZOO.md of 2026-12-04:
+                    # c16nla 363 ms, srnext 766 ms); the gateway learns its own.
+                    seconds_per_mpx=round(C16NLA_SECONDS_PER_MPX * 766 / 363, 2)),
         ),
     ),
 )

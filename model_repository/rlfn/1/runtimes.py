@@ -18,15 +18,19 @@ RUNTIMES = ("onnxruntime", "openvino")  # the CPU runtimes
 # `imdsr export repo --target gpu` writes with [gpu] runtime = "torch-cuda" (export/serving.toml).
 GPU_RUNTIMES = ("torch-cuda",)
 # f32: exact (within an 8-bit level of PyTorch). bf16 (OpenVINO only): ~2.5x faster on CPUs with
-# AMX, within a few levels of f32 and 0.001 dB Y-PSNR of it (docs/PERFORMANCE.md, "bf16 on AMX").
+# AMX or AVX512_BF16, within a few levels of f32 and 0.002 dB Y-PSNR of it (docs/PERFORMANCE.md,
+# "Precision").
 # fp16 (torch-cuda only): half-precision weights and activations, FP32 on the wire.
 # auto: resolved where the model loads (``resolve_precision``), never at export time.
 PRECISIONS = ("f32", "bf16", "fp16")
 AUTO = "auto"
 OUTPUT_U8_NAME = "output_u8"
-# The CPU features bf16 is fast with: AMX's bf16 tiles. AVX512_BF16 alone (Cooper Lake, Zen 4) has
-# not been measured, so it stays f32 there.
+# The CPU features bf16 is fast with, each measured with `imdsr bench precision` (docs/PERFORMANCE.md,
+# "Precision"): AMX's bf16 tiles (Intel Xeon, 2.1-2.5x f32), and AVX512_BF16's dot products
+# (AMD EPYC Zen 4: 2.54x f32 for c16nla, BSD100 Y-PSNR +0.001 dB). Either set is enough.
 AMX_FLAGS = frozenset({"amx_bf16", "amx_tile"})
+AVX512_BF16_FLAGS = frozenset({"avx512f", "avx512_bf16"})
+BF16_FLAG_SETS = (AMX_FLAGS, AVX512_BF16_FLAGS)
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -52,9 +56,11 @@ def openvino_capabilities() -> frozenset[str]:
 
 def auto_precision(runtime: str, flags: frozenset[str], capabilities: frozenset[str]) -> str:
     """``auto`` for ``runtime`` on a CPU with these flags and OpenVINO capabilities: bf16 with
-    OpenVINO where the CPU has AMX and OpenVINO runs BF16 (2.1-2.5x f32, -0.0004 dB Y-PSNR on
-    BSD100), f32 everywhere else."""
-    if runtime == "openvino" and flags >= AMX_FLAGS and "BF16" in capabilities:
+    OpenVINO where the CPU has AMX or AVX512_BF16 and OpenVINO runs BF16 (2.1-2.5x f32, within
+    0.002 dB Y-PSNR of it on BSD100 and Urban100), f32 everywhere else (AVX2-only CPUs have no
+    fast bf16 path)."""
+    fast_bf16 = any(flags >= needed for needed in BF16_FLAG_SETS)
+    if runtime == "openvino" and fast_bf16 and "BF16" in capabilities:
         return "bf16"
     return "f32"
 
