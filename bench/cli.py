@@ -1,4 +1,4 @@
-"""``imdsr bench model|tiling|wire|service|memory|zoo|gpu``: every benchmark in one place, each side
+"""``imdsr bench model|tiling|wire|service|memory|video|zoo|gpu``: every benchmark in one place, each side
 by side in one run.
 
 torch, tritonclient and the launcher are imported inside the commands: ``imdsr --help`` stays fast.
@@ -222,17 +222,29 @@ def bench_memory(
     weights: Annotated[Path | None, typer.Option(help="weights (default: shipped)")] = None,
     burst: Annotated[int, typer.Option(help="concurrent largest requests")] = 8,
     budget_mib: Annotated[int, typer.Option(help="gateway memory budget, MiB (60% of a 2 GiB pod)")] = 1228,
+    video: Annotated[bool, typer.Option(help="also a short clip and one --video-longer times "
+                                              "longer, through POST /jobs")] = True,
+    video_seconds: Annotated[float, typer.Option(min=0.5, help="the short clip's length")] = 2.0,
+    video_longer: Annotated[int, typer.Option(min=2, help="the long clip's length, in short "
+                                                          "clips")] = 4,
+    video_size: Annotated[str, typer.Option(help="the clips' frame size, WxH")] = "320x180",
+    images: Annotated[bool, typer.Option(help="the picture sizes and the burst")] = True,
 ) -> None:
-    """Gateway peak memory per request size (JPEG in, PNG out) and under a burst of the largest."""
+    """Gateway peak memory per request size (JPEG in, PNG out) and under a burst of the largest;
+    with --video, for a short clip and a longer one side by side (streamed: it should not grow
+    with the clip's length)."""
     import shutil
     import tempfile
 
     from bench.memory import format_rows, measure, photo_jpeg, stack
+    from bench.video import BENCH_ENV, measure_clip_memory
     from export.repo import ModelSource, write_repository
     from export.serving import load_serving
+    from imdsr.video.synthetic import ClipSpec
     from training.weights.store import WeightsError, shipped_weights
 
     check_variant(variant)
+    clip_w, clip_h = _size(video_size)
     try:
         weights = weights or shipped_weights(variant)
     except WeightsError as exc:
@@ -241,15 +253,22 @@ def bench_memory(
     try:
         repo = work / "repo"
         write_repository(repo, "cpu", [ModelSource(variant, weights)], load_serving())
-        env = {"IMDSR_MEMORY_BUDGET_BYTES": str(budget_mib << 20)}
+        env = {"IMDSR_MEMORY_BUDGET_BYTES": str(budget_mib << 20),
+               "IMDSR_JOBS_DIR": str(work / "jobs"), **BENCH_ENV}
         rows = []
         params = {"model": variant, "format": "png"}
         with stack(repo, variant, work, env) as (pid, url):
-            for w, h in ((512, 384), (1024, 768), (2048, 1536)):
+            for w, h in ((512, 384), (1024, 768), (2048, 1536)) if images else ():
                 rows.append(measure(pid, url, photo_jpeg(w, h), (w, h), 1, "one request", params))
                 typer.echo(f"{w}x{h} measured", err=True)
-            rows.append(measure(pid, url, photo_jpeg(2048, 1536), (2048, 1536), burst,
-                                f"{burst} at once", params))
+            if images:
+                rows.append(measure(pid, url, photo_jpeg(2048, 1536), (2048, 1536), burst,
+                                    f"{burst} at once", params))
+            for n, what in ((1, "a clip (job)"), (video_longer, f"a clip {video_longer}x longer")
+                            ) if video else ():
+                spec = ClipSpec(seconds=video_seconds * n, fps=24, width=clip_w, height=clip_h)
+                rows.append(measure_clip_memory(pid, url, spec, variant, what))
+                typer.echo(f"{what} measured", err=True)
         typer.echo(f"{variant}, JPEG in, PNG out, memory budget {budget_mib} MiB\n")
         typer.echo(format_rows(rows))
     finally:
@@ -419,10 +438,65 @@ def bench_gpu(
     raise typer.Exit(code=exit_code(report))
 
 
+def _size(text: str) -> tuple[int, int]:
+    """ "320x180" -> (320, 180); even sides (4:2:0 clips)."""
+    try:
+        w, h = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not WIDTHxHEIGHT") from None
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise typer.BadParameter(f"{text}: sides must be even and at least 16")
+    return w, h
+
+
+def bench_video(
+    model: Annotated[list[str], typer.Option(help="models (repeatable)")] = ["c4", "rlfn", "c16nla"],  # noqa: B006
+    size: Annotated[str, typer.Option(help="the clip's frame size, WxH (x4 out)")] = "320x180",
+    seconds: Annotated[float, typer.Option(min=0.1, help="the clip's length")] = 4.0,
+    fps: Annotated[int, typer.Option(min=1, help="the clip's frame rate")] = 24,
+    crf: Annotated[int | None, typer.Option(min=0, max=51, help="H.264 CRF (default: the "
+                                                                "gateway's, 20)")] = None,
+) -> None:
+    """Frames per second of a clip through the whole service (POST /jobs: decode, Triton, H.264
+    encode, sound copied) per model, each after a warm-up clip; shipped weights."""
+    import shutil
+    import tempfile
+
+    from bench.memory import stack
+    from bench.video import BENCH_ENV, format_fps, measure_fps
+    from export.repo import ModelSource, write_repository
+    from export.serving import load_serving
+    from imdsr.video.synthetic import ClipSpec
+    from training.weights.store import WeightsError, shipped_weights
+
+    for m in model:
+        check_variant(m)
+    width, height = _size(size)
+    try:
+        sources = [ModelSource(m, shipped_weights(m)) for m in model]
+    except WeightsError as exc:
+        raise fail(str(exc)) from exc
+    spec = ClipSpec(seconds=seconds, fps=fps, width=width, height=height)
+    warmup = ClipSpec(seconds=min(seconds, 0.5), fps=fps, width=width, height=height)
+    work = Path(tempfile.mkdtemp(prefix="imdsr-bench-video-"))
+    try:
+        write_repository(work / "repo", "cpu", sources, load_serving())
+        env = {"IMDSR_JOBS_DIR": str(work / "jobs"), **BENCH_ENV}
+        if crf is not None:
+            env["IMDSR_VIDEO_CRF"] = str(crf)
+        with stack(work / "repo", model[0], work, env) as (_, url):
+            rows = measure_fps(url, model, spec, warmup,
+                               progress=lambda line: typer.echo(line, err=True))
+        typer.echo(format_fps(rows, spec))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("gpu")(bench_gpu)
     bench_app.command("zoo")(bench_zoo)
     bench_app.command("memory")(bench_memory)
+    bench_app.command("video")(bench_video)
     bench_app.command("service")(bench_service)
     bench_app.command("precision")(bench_precision)
     bench_app.command("model")(bench_model)

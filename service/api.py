@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect
 
 from imdsr.contract import SCALE
 from imdsr.imaging import codec
+from imdsr.video.formats import SNIFF_BYTES, is_video
 from service import errors
 from service.admission import WorkAdmission
 from service.conventions import key_accepted, matches
@@ -36,6 +37,7 @@ from service.timings import Timings
 from service.triton_client import TritonClient
 from service.upload import Upload, read_upload
 from service.upscaling import answer_headers, decode_input, plan_for, run_upscale
+from service.video.jobs import needs_job
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 # Response headers a browser page on another origin may read (CORS).
@@ -66,7 +68,8 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     for status, text in (
         (400, "corrupt image or malformed body"),
         (413, "body, input pixels or output pixels over the limit"),
-        (415, "not an image format the service reads"),
+        (415, "not an image format the service reads (a video to POST /upscale: "
+              "`video_needs_job`, send it to POST /jobs)"),
         (422, "invalid parameter or unknown model"),
         (429, "too many concurrent requests (Retry-After)"),
         (503, "Triton or the model unavailable (Retry-After)"),
@@ -79,6 +82,8 @@ UPLOAD_BODY = {
         "required": True,
         "content": {
             "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "video/*": {"schema": {"type": "string", "format": "binary"},
+                        "description": "POST /jobs only: MP4, MOV, MKV, WebM"},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
@@ -159,6 +164,8 @@ async def upscale_image(
 
 async def _upscale(request: Request, upload: Upload, options: UpscaleOptions, settings: Settings,
                    triton: TritonClient, timings: Timings) -> Response:
+    if is_video(upload.data[:SNIFF_BYTES]):  # minutes of work: only ever a job
+        raise needs_job()
     choice = await choose_model(options.model, upload.data, settings, triton)
     variant = choice.model
     request.state.model = variant

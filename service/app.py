@@ -39,7 +39,8 @@ Every error is JSON: `{"error": code, "detail": ...}`.
 # the Content-Security-Policy of the page enforces in the browser.
 STATIC = Path(__file__).parent / "static"
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+    # media-src blob:: a clip's result plays from its object URL (app.js showClip)
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src blob:; "
                                "object-src 'none'; base-uri 'none'; form-action 'self'; "
                                "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",

@@ -28,6 +28,7 @@ from imdsr.imaging.geometry import Fit
 from imdsr.imaging.pipeline import AlphaMode
 from imdsr.imaging.tiling import ALIGN
 from imdsr.settings import ClientSettings, LauncherSettings
+from imdsr.video.formats import VideoFormat
 from triton_host.cli import DEFAULT_REPO, RepoOpt
 from triton_host.launcher import RestartPolicy  # stdlib only
 
@@ -174,6 +175,9 @@ DEFAULT_JOBS_ABOVE_MPX = 4.0
 MAX_SIDE_PX = 65535
 MAX_OUTSCALE = 16.0
 MAX_TILE = 2048
+MAX_CRF = 63
+# One --format for both kinds, as the gateway's one format parameter (service/schemas.py).
+FORMAT_CHOICES = [f.value for f in (*OutputFormat, *VideoFormat)]
 # "JPEG/WebP/AVIF": the formats --quality applies to
 _LOSSY = "/".join(spec.label for spec in FORMATS.values() if spec.quality is not None)
 
@@ -182,6 +186,14 @@ def _positive(value: float | None) -> float | None:
     if value is not None and not value > 0:  # typer's ranges are closed: 0 itself would pass
         raise typer.BadParameter(f"{value} is not greater than 0")
     return value
+
+
+def _format_choice(value: str | None) -> str | None:
+    """``--format``: a picture's format or a clip's (one option, as the gateway's one
+    parameter), in any case."""
+    if value is not None and value.lower() not in FORMAT_CHOICES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(FORMAT_CHOICES)}")
+    return value and value.lower()
 
 
 def _tile_multiple(value: int | None) -> int | None:
@@ -194,8 +206,8 @@ def upscale(
     url: Annotated[str, typer.Argument(help="gateway base URL, e.g. http://127.0.0.1:8080")],
     paths: Annotated[list[Path], typer.Argument(
         exists=True, show_default=False, metavar="PATH",
-        help="images and folders (a folder: every png/jpg/jpeg/webp/tif/tiff/bmp/gif/avif/heic/"
-             "heif image in it)")],
+        help="images, clips and folders (a folder: every png/jpg/jpeg/webp/tif/tiff/bmp/gif/avif/"
+             "heic/heif image and mp4/m4v/mov/mkv/webm clip in it)")],
     output: Annotated[Path, typer.Option(
         "-o", "--output", help="output folder: <stem>_x4.<ext>, keeping a folder's structure; "
         "with one input file, a path with an image suffix is the output file itself")],
@@ -215,10 +227,11 @@ def upscale(
         help="redo outputs already there (default: skip any that exists and is not empty)")] = False,
     model: Annotated[str | None, typer.Option(help=f"variant (server default: "
                                                    f"{DEFAULT_VARIANT})")] = None,
-    fmt: Annotated[OutputFormat | None, typer.Option(
-        "--format", case_sensitive=False,
-        help="output format (default: from -o's suffix for one file, else the gateway's: "
-             "the input's family)")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", callback=_format_choice, metavar="FORMAT",
+        help=f"output format: pictures {'|'.join(OutputFormat)}, clips {'|'.join(VideoFormat)} "
+             "(each file takes the one of its kind; default: from -o's suffix for one file, "
+             "else the gateway's: the input's family, mp4 for a clip)")] = None,
     width: Annotated[int | None, typer.Option(
         min=1, max=MAX_SIDE_PX, help="final width in px (alone: the aspect ratio is kept)")] = None,
     height: Annotated[int | None, typer.Option(
@@ -239,6 +252,9 @@ def upscale(
     alpha: Annotated[AlphaMode | None, typer.Option(
         case_sensitive=False, help="transparency: through the network (model, server default: "
         "sharp edges, twice the work) or bicubic")] = None,
+    crf: Annotated[int | None, typer.Option(
+        min=0, max=MAX_CRF, help="clips: the encoder's CRF, lower is better and larger (server "
+        "default: its own, else H.264 20, VP9 32)")] = None,
     tile: Annotated[int | None, typer.Option(
         min=ALIGN, max=MAX_TILE, callback=_tile_multiple,
         help=f"tile core in input px, a multiple of {ALIGN} (server default: its own); one too "
@@ -247,7 +263,10 @@ def upscale(
     retries: Annotated[int, typer.Option(
         min=0, help="retries of a 429/503 answer, each after its Retry-After (at most 30 s)")] = 5,
 ) -> None:
-    """Upscale images and folders through the HTTP API, several requests at a time.
+    """Upscale images, clips and folders through the HTTP API, several requests at a time.
+
+    Clips (MP4, MOV, MKV, WebM) always go through the gateway's jobs, a bar counting frames;
+    their results keep the sound (<stem>_x4.mp4, or .webm with --format webm).
 
     Outputs that exist and are not empty are skipped (--overwrite redoes them); the summary
     names every failure with the gateway's reason, and the exit status is 1 if any failed.
@@ -260,9 +279,9 @@ def upscale(
     if is_output_file(output) and not single_file:
         raise typer.BadParameter(f"{output} names a file, but the inputs are not one file: "
                                  "give a folder", param_hint="'-o' / '--output'")
-    params = UpscaleParams(model=model, format=fmt, quality=quality, png=png, outscale=outscale,
-                           width=width, height=height, fit=fit, metadata=metadata, alpha=alpha,
-                           tile=tile, api_key=api_key)
+    params = UpscaleParams(model=model, format=fmt, quality=quality, png=png,
+                           outscale=outscale, width=width, height=height, fit=fit,
+                           metadata=metadata, alpha=alpha, crf=crf, tile=tile, api_key=api_key)
     if jobs_above_mpx is None and use_jobs:
         jobs_above_mpx = DEFAULT_JOBS_ABOVE_MPX
     try:

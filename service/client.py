@@ -7,8 +7,12 @@ Each file goes either straight to ``POST /upscale`` (one request, the answer is 
 large, through a job of the gateway (:class:`RemoteJob`: ``submit``, ``wait``/``status``,
 ``result``, ``cancel`` over ``/jobs``), which reports its progress and can be cancelled. Either way
 the result is written under the same name, atomically. A plain HTTP client: nothing of the gateway
-is imported; output-format names and suffixes are the codec's (``imdsr.imaging.codec``), so they
-cannot disagree with it.
+is imported; output-format names and suffixes are the codec's (``imdsr.imaging.codec``) and, for
+clips, ``imdsr.video.formats``', so they cannot disagree with the gateway's.
+
+A clip (MP4, MOV, MKV, WebM, told by its first bytes) always goes through a job, its bar counting
+frames; the parameters of the other kind (a picture's ``format``/``quality``/``png`` on a clip, a
+clip's ``format``/``crf`` on a picture) are left out of its request, so one run takes both kinds.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from tqdm import tqdm
 
 from imdsr.imaging.codec import OutputFormat, default_format_for_path, format_for_path
+from imdsr.video.formats import VIDEO_SUFFIXES, VideoFormat, is_video_path
 
 # What counts as an image in a folder (by suffix, lower-cased); a file named on the command line is
 # sent whatever its suffix, and the gateway decides.
@@ -82,6 +87,7 @@ class UpscaleParams:
     fit: str | None = None
     metadata: str | None = None
     alpha: str | None = None
+    crf: int | None = None
     tile: int | None = None
     api_key: str | None = None  # sent as X-API-Key, never in the URL
 
@@ -91,6 +97,13 @@ class UpscaleParams:
     def query(self) -> dict[str, str | int | float]:
         named = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
         return {k: v for k, v in named.items() if v is not None}
+
+    def for_kind(self, video: bool) -> UpscaleParams:
+        """These parameters for a clip (``video``) or a picture: the other kind's left out."""
+        fmt = self.format if video == (VideoFormat.named(self.format or "") is not None) else None
+        if video:
+            return replace(self, format=fmt, quality=None, png=None)
+        return replace(self, format=fmt, crf=None)
 
 
 @dataclass(frozen=True)
@@ -139,8 +152,13 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def is_media(path: Path) -> bool:
+    """An image or a clip, by its suffix: what a folder's walk takes."""
+    return is_image(path) or path.suffix.lower() in VIDEO_SUFFIXES
+
+
 def find_images(root: Path, *, recursive: bool, exclude: Path | None = None) -> list[Path]:
-    """The images in ``root`` (and below it with ``recursive``), sorted; hidden files and folders
+    """The images and clips in ``root`` (and below it with ``recursive``), sorted; hidden files and folders
     are left out, and so are earlier results (``*_x4.*``) inside ``exclude``, the output folder."""
     outputs = exclude.resolve() if exclude is not None else None
     found: list[Path] = []
@@ -149,7 +167,7 @@ def find_images(root: Path, *, recursive: bool, exclude: Path | None = None) -> 
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         in_outputs = outputs is not None and (here.resolve() == outputs
                                               or outputs in here.resolve().parents)
-        found += [here / f for f in files if not f.startswith(".") and is_image(here / f)
+        found += [here / f for f in files if not f.startswith(".") and is_media(here / f)
                   and not (in_outputs and Path(f).stem.endswith(OUTPUT_TAG))]
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
@@ -157,7 +175,10 @@ def find_images(root: Path, *, recursive: bool, exclude: Path | None = None) -> 
 def output_suffix(source: Path, fmt: str | None) -> str:
     """The extension of ``source``'s result: ``fmt``'s, else what the gateway answers by default
     (the codec's rule, from the suffix: lossy stays lossy, HEIC becomes JPEG, everything else
-    PNG). A wrong guess is corrected from the answer's Content-Type (``save_result``)."""
+    PNG; a clip's: MP4 unless ``fmt`` is a clip's format). A wrong guess is corrected from the
+    answer's Content-Type (``save_result``)."""
+    if is_video_path(source):
+        return (VideoFormat.named(fmt or "") or VideoFormat.MP4).suffix
     chosen = OutputFormat.named(fmt) if fmt else None
     return (chosen or default_format_for_path(source)).suffix
 
@@ -168,21 +189,22 @@ def output_name(source: Path, fmt: str | None) -> str:
 
 
 def _format_of_path(path: Path) -> str | None:
-    named = format_for_path(path)
+    named = format_for_path(path) or VideoFormat.named(path.suffix)
     return named.value if named else None
 
 
 def suffix_for_content_type(content_type: str) -> str | None:
     media = content_type.split(";")[0].strip().lower()
-    fmt = OutputFormat.named(media) if media.startswith("image/") else None
+    fmt = OutputFormat.named(media) if media.startswith("image/") else VideoFormat.named(media)
     if fmt is not None:
         return fmt.suffix
     return mimetypes.guess_extension(media) if media else None
 
 
 def is_output_file(path: Path) -> bool:
-    """``-o`` names one file rather than a folder: it has an image suffix and is not a folder."""
-    return is_image(path) and not path.is_dir()
+    """``-o`` names one file rather than a folder: it has an image or clip suffix and is not a
+    folder."""
+    return is_media(path) and not path.is_dir()
 
 
 def plan_tasks(paths: Sequence[Path], out: Path, *, recursive: bool = False,
@@ -252,7 +274,8 @@ def uses_job(source: Path, jobs_above_mpx: float | None) -> bool:
 
 def upload_type(source: Path) -> str:
     suffix = source.suffix.lower()
-    return _UPLOAD_TYPES.get(suffix) or mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+    return (_UPLOAD_TYPES.get(suffix) or VIDEO_SUFFIXES.get(suffix)
+            or mimetypes.guess_type(source.name)[0] or "application/octet-stream")
 
 
 def retry_delay(response: httpx.Response, attempt: int, cap_s: float) -> float:
@@ -518,19 +541,22 @@ class Interrupted(KeyboardInterrupt):  # noqa: N818 - a KeyboardInterrupt that s
 
 
 class JobBar:
-    """One file's bar, driven by its job's tiles (frames in the postfix for an animation)."""
+    """One file's bar, driven by its job's tiles (frames in the postfix for an animation), or
+    by its frames for a clip (``video``)."""
 
-    def __init__(self, source: Path, *, disable: bool | None) -> None:
-        self.bar = tqdm(total=None, desc=source.name, unit="tile", leave=False, disable=disable,
-                        dynamic_ncols=True)
+    def __init__(self, source: Path, *, disable: bool | None, video: bool = False) -> None:
+        self.video = video
+        self.bar = tqdm(total=None, desc=source.name, unit="frame" if video else "tile",
+                        leave=False, disable=disable, dynamic_ncols=True)
 
     def show(self, job: RemoteJob) -> None:
         p = job.progress
-        if p.tiles_total and self.bar.total != p.tiles_total:
-            self.bar.reset(total=p.tiles_total)
-        self.bar.n = p.tiles_done
+        done, total = (p.frames_done, p.frames_total) if self.video else (p.tiles_done, p.tiles_total)
+        if total and self.bar.total != total:
+            self.bar.reset(total=total)
+        self.bar.n = done
         postfix = {"job": job.status.value}
-        if p.frames_total > 1:
+        if p.frames_total > 1 and not self.video:
             postfix["frames"] = f"{p.frames_done}/{p.frames_total}"
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
@@ -542,7 +568,7 @@ class JobBar:
 async def upscale_task_by_job(client: httpx.AsyncClient, url: str, task: FileTask,
                               params: UpscaleParams, open_jobs: OpenJobs, *, retries: int = 5,
                               retry_cap_s: float = 30.0, poll_s: float = POLL_S,
-                              progress: bool | None = None) -> Upscaled:
+                              progress: bool | None = None, video: bool = False) -> Upscaled:
     """One file through a job: submit, follow its progress on a bar of its own, fetch and write
     the result as :func:`upscale_task` writes its answer. Without a terminal the job's id is
     printed instead (stderr), so a log says which job made which file."""
@@ -552,7 +578,7 @@ async def upscale_task_by_job(client: httpx.AsyncClient, url: str, task: FileTas
                                            retries=retries, retry_cap_s=retry_cap_s))
     open_jobs.submitted(task.source, pending)
     accepted = await asyncio.shield(pending)
-    bar = JobBar(task.source, disable=None if progress is None else not progress)
+    bar = JobBar(task.source, disable=None if progress is None else not progress, video=video)
     if bar.bar.disable and progress is not False:
         tqdm.write(f"imdsr upscale: {task.source}: job {accepted.id} {accepted.status.value}",
                    file=sys.stderr)
@@ -586,15 +612,18 @@ async def upscale_tasks(url: str, tasks: Sequence[FileTask], params: UpscalePara
         (todo if overwrite or not already_done(task.output) else summary.skipped).append(task)
     queue: Iterator[FileTask] = iter(todo)
     open_jobs = open_jobs if open_jobs is not None else OpenJobs()
-    bar = tqdm(total=len(tasks), initial=len(summary.skipped), unit="img", desc="upscale",
+    bar = tqdm(total=len(tasks), initial=len(summary.skipped), unit="file", desc="upscale",
                disable=None if progress is None else not progress, dynamic_ncols=True)
 
     async def one(client: httpx.AsyncClient, task: FileTask) -> Upscaled:
-        if await asyncio.to_thread(uses_job, task.source, jobs_above_mpx):
-            return await upscale_task_by_job(client, url, task, params, open_jobs, retries=retries,
+        video = await asyncio.to_thread(is_video_path, task.source)
+        mine = params.for_kind(video)
+        # A clip is only ever a job (the gateway refuses it on POST /upscale).
+        if video or await asyncio.to_thread(uses_job, task.source, jobs_above_mpx):
+            return await upscale_task_by_job(client, url, task, mine, open_jobs, retries=retries,
                                              retry_cap_s=retry_cap_s, poll_s=poll_s,
-                                             progress=progress)
-        return await upscale_task(client, url, task, params, retries=retries,
+                                             progress=progress, video=video)
+        return await upscale_task(client, url, task, mine, retries=retries,
                                   retry_cap_s=retry_cap_s)
 
     async def worker(client: httpx.AsyncClient) -> None:

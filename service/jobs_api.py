@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from imdsr.imaging import codec
+from imdsr.video.formats import VideoFormat
 from service.api import (
     ERROR_RESPONSES,
     UPLOAD_BODY,
@@ -69,7 +70,11 @@ def _status_response(job: JobRecord, status_code: int = 200,
                 "parameters) and refuses what it refuses, with the same errors; then answers "
                 "at once with the job (`Location: /jobs/{id}`). Use it where a client cannot "
                 "hold a connection for the whole work. 429: the job queue or the jobs' disk "
-                f"budget is full (Retry-After). Statuses: {STATUS_DOC}.",
+                f"budget is full (Retry-After). Statuses: {STATUS_DOC}. A video (MP4, MOV, MKV, "
+                "WebM: told by its bytes) is only taken here: `format=mp4|webm`, `crf`, "
+                "`outscale`/`width`/`height`/`fit`, `model`, `tile`; refused from its header "
+                "before it is queued (400 `corrupt_video`, 413 `video_too_large` naming the "
+                "limit, 415); its progress counts frames, its result is the clip with its sound.",
     status_code=202,
     response_model=JobStatus,
     responses={202: {"description": "queued", "headers": {
@@ -104,8 +109,9 @@ async def get_job(job_id: str, jobs: JobsDep) -> JSONResponse:
     "/jobs/{job_id}/result",
     summary="A done job's image, with the headers `POST /upscale` answers",
     response_class=Response,
-    responses={200: {"content": {t.content_type: {} for t in codec.OutputFormat},
-                     "description": "the upscaled image (X-Model, X-Output-Size, ETag...)"},
+    responses={200: {"content": {t.content_type: {} for t in (*codec.OutputFormat, *VideoFormat)},
+                     "description": "the upscaled image (X-Model, X-Output-Size, ETag...), or "
+                     "clip (X-Frames, X-Video-Codec; no ETag)"},
                304: {"description": "If-None-Match matched the result's ETag"},
                409: {"model": ErrorBody, "description": "`job_not_done`: queued, running, failed "
                      "or cancelled (`detail.status`; a failed job's error in `detail.job_error`)"},

@@ -19,12 +19,13 @@ from imdsr.imaging.geometry import FinalSize, final_size
 from imdsr.imaging.pipeline import AlphaMode
 from imdsr.imaging.tiling import TilingRule, plan_tiles
 from imdsr.imaging.windows import TileTooLargeError, WindowTooSmallError, choose_tile
+from imdsr.video.formats import VideoFormat
 from service import errors
 from service.admission import Cost, estimate
 from service.conventions import etag
 from service.metrics import REJECTED
 from service.model_traits import ModelTraits
-from service.schemas import UpscaleOptions
+from service.schemas import VIDEO_ONLY, UpscaleOptions
 from service.settings import Settings
 
 
@@ -67,6 +68,26 @@ def cache_key(body: bytes, options: UpscaleOptions, model: str, accept: str | No
     if options.format is None:
         headers["Vary"] = "Accept"
     return CacheKey(tag, headers)
+
+
+def refuse_options_of(options: UpscaleOptions, names: tuple[str, ...], kind: str, other: str
+                      ) -> None:
+    """A 422 naming each of ``names`` that ``options`` sets: options of the ``other`` kind of
+    input (a clip's on a picture, or the reverse), which would otherwise do nothing."""
+    given = [name for name in names if getattr(options, name) is not None]
+    if given:
+        raise errors.InvalidParameterError(
+            [{"loc": ["query", name], "msg": f"{name} is for {other}, and this upload is {kind}"}
+             for name in given])
+
+
+def picture_format(requested: OutputFormat | VideoFormat | None) -> OutputFormat | None:
+    """The picture format asked for; a clip's format on a picture is a 422 naming the ones it takes."""
+    if isinstance(requested, VideoFormat):
+        raise errors.InvalidParameterError(
+            [{"loc": ["query", "format"], "msg": f"{requested.value} is a video format; a picture "
+              f"takes {', '.join(OutputFormat)}"}])
+    return requested
 
 
 def choose_format(requested: OutputFormat | None, accept: str | None, source_format: str,
@@ -141,8 +162,9 @@ def plan_upscale(options: UpscaleOptions, settings: Settings, traits: ModelTrait
                  rate: float) -> UpscalePlan:
     """The plan of upscaling ``picture`` (the first of ``frames`` when animated) with ``model``
     at ``rate`` seconds per output megapixel, or the refusal, in the order the checks cost."""
+    refuse_options_of(options, VIDEO_ONLY, "a picture", "video")
     final = final_for(picture, options, settings.max_output_pixels // frames)
-    fmt = choose_format(options.format, accept, picture.source_format, frames)
+    fmt = choose_format(picture_format(options.format), accept, picture.source_format, frames)
     check_format_fits(fmt, final.size)
     rule = traits.with_context(settings.tile_context)
     tile = tile_for(picture, options.tile, settings.tile, traits, rule)

@@ -12,9 +12,15 @@ from imdsr.imaging.codec import FORMATS, Metadata, OutputFormat, PngMode
 from imdsr.imaging.geometry import Fit
 from imdsr.imaging.pipeline import AlphaMode
 from imdsr.imaging.tiling import ALIGN
+from imdsr.video.formats import VideoFormat
 
 # "JPEG/WebP/AVIF": the formats `quality` applies to, from the codec's table
 _LOSSY = "/".join(spec.label for spec in FORMATS.values() if spec.quality is not None)
+_PICTURE_FORMATS = "|".join(OutputFormat)
+_VIDEO_FORMATS = "|".join(VideoFormat)
+# Options that shape a picture's encoding only, and the one that shapes a clip's only.
+PICTURE_ONLY = ("quality", "png")
+VIDEO_ONLY = ("crf",)
 
 
 class UpscaleOptions(BaseModel):
@@ -23,8 +29,12 @@ class UpscaleOptions(BaseModel):
     model: str | None = Field(None, description="model, e.g. c16nla, rlfn, efdn, imdn (GET /models "
                               "lists them); default from config",
                               pattern=r"^[a-z0-9_]{1,64}$")
-    format: OutputFormat | None = Field(None, description="default: same family as the input, "
-                                        "or the Accept header's choice")
+    # One parameter for both kinds: a picture's formats, or a clip's (POST /jobs); a clip asking
+    # for a picture's format, or the reverse, is a 422 naming the ones it takes.
+    format: OutputFormat | VideoFormat | None = Field(
+        None, description=f"a picture: {_PICTURE_FORMATS} (default: same family as the input, "
+        f"or the Accept header's choice); a video (POST /jobs): {_VIDEO_FORMATS} (default mp4, "
+        "H.264; webm: VP9)")
     quality: int | None = Field(None, ge=1, le=100, description=f"{_LOSSY} quality (default: "
                                 "the gateway's, GET /formats)")
     png: PngMode | None = Field(None, description="PNG compression: fast (default, ~10x faster "
@@ -44,6 +54,9 @@ class UpscaleOptions(BaseModel):
                                "applied), XMP and ICC where the format holds them; strip: ICC only")
     alpha: AlphaMode = Field(AlphaMode.MODEL, description="alpha plane through the network as a "
                              "grey image (sharp edges; twice the work) or bicubic")
+    crf: int | None = Field(None, ge=0, le=63, description="video only: the encoder's constant "
+                            "rate factor, lower is better and larger (default: the gateway's, "
+                            "else H.264 20, VP9 32; H.264 takes 0-51)")
     tile: int | None = Field(None, ge=ALIGN, le=2048, multiple_of=ALIGN,
                              description="tile core size in input pixels (multiple of 32); "
                              "its window (tile + 2 x context) must fit the model's window limit, "
@@ -74,8 +87,17 @@ class FormatInfo(BaseModel):
     animated: bool = Field(description="holds an animation (animated inputs keep their frames)")
 
 
+class VideoFormatInfo(BaseModel):
+    name: VideoFormat = Field(description="the value `format=` takes for a clip (POST /jobs)")
+    label: str = Field(description="as people write it, e.g. MP4 (H.264)")
+    content_type: str = Field(description="the result's Content-Type")
+    extension: str = Field(description="what a file of it is named with, without the dot")
+    crf: int = Field(description="this gateway's CRF when a request names none")
+
+
 class FormatList(BaseModel):
     formats: list[FormatInfo]
+    video: list[VideoFormatInfo] = Field(default_factory=list, description="a clip's formats")
 
 
 class ErrorBody(BaseModel):
@@ -112,7 +134,8 @@ class ModelInfo(BaseModel):
     params: int | None = Field(None, description="parameters")
     flops: int | None = Field(None, description="FLOPs at 256x256 LR input (NTIRE 2022 counting)")
     precision: str | None = Field(None, description="what the model computes in (f32, bf16, fp16), "
-                                  "as the loaded model says (precision auto: bf16 on AMX CPUs)")
+                                  "as the loaded model says (precision auto: bf16 on CPUs with "
+                                  "AMX or AVX512_BF16)")
     tiling: TilingInfo | None = None
     use_when: str | None = Field(None, description="one line for a person choosing: the inputs "
                                  "the model suits and what it trades")

@@ -1,4 +1,5 @@
-"""Reading the image out of a request: raw ``image/*`` body or multipart field ``image``.
+"""Reading the image (or a job's clip) out of a request: raw ``image/*`` or ``video/*`` body, or
+multipart field ``image``.
 
 The body is read as a stream and refused as soon as it passes the byte limit, whatever
 Content-Length claims, so an oversized upload never sits in memory.
@@ -21,7 +22,8 @@ from service.errors import (
 )
 
 FIELD = "image"
-RAW_TYPES = ("image/", "application/octet-stream")
+# video/*: a clip, for POST /jobs (its bytes decide what it is, not this header).
+RAW_TYPES = ("image/", "video/", "application/octet-stream")
 
 
 @dataclass
@@ -57,7 +59,7 @@ async def read_upload(request: Request, limit: int) -> Upload:
     if not content_type or content_type.startswith(RAW_TYPES):
         return Upload(b"".join([chunk async for chunk in _capped(request, limit)]))
     raise UnsupportedMediaTypeError(
-        f"Content-Type {content_type!r}: send the image as the body (image/*) "
+        f"Content-Type {content_type!r}: send the image or clip as the body (image/*, video/*) "
         f"or as multipart/form-data field {FIELD!r}")
 
 

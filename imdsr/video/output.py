@@ -19,22 +19,19 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imdsr.imaging.geometry import FinalSize, Fit, final_size
+from imdsr.video.formats import VideoFormat  # its home (no PyAV there); importable from here too
 from imdsr.video.probe import VideoInfo
-
-
-class VideoFormat(StrEnum):
-    MP4 = "mp4"
-    WEBM = "webm"
-
-    @property
-    def content_type(self) -> str:
-        return f"video/{self.value}"
 
 
 class VideoCodec(StrEnum):
     H264 = "h264"
     VP9 = "vp9"
     AV1 = "av1"
+
+    @property
+    def label(self) -> str:
+        """As people write it: H.264, VP9, AV1."""
+        return "H.264" if self is VideoCodec.H264 else self.value.upper()
 
 
 @dataclass(frozen=True)

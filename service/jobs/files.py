@@ -35,24 +35,37 @@ class JobFiles:
     def result(self, job_id: str) -> Path:
         return self._path("results", job_id)
 
+    def partial(self, path: Path) -> Path:
+        """A temporary file beside ``path`` to write it in (``sweep`` removes one a killed
+        gateway left); ``commit`` puts it in place."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+
     def write(self, path: Path, data: bytes) -> None:
         """``data`` at ``path`` whole, or nothing there (blocking: call it in a thread)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        tmp = self.partial(path)
         try:
             with tmp.open("wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            self.commit(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    def commit(self, tmp: Path, path: Path) -> int:
+        """The written ``tmp`` (``partial``) renamed over ``path``, both flushed to disk first;
+        its size (blocking: call it in a thread). A clip's result is written there by the
+        transcode, then committed the same way."""
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+            size = os.fstat(f.fileno()).st_size
+        os.replace(tmp, path)
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)  # the rename itself survives a crash
         finally:
             os.close(directory)
+        return size
 
     def remove(self, job_id: str) -> None:
         for path in (self.input(job_id), self.result(job_id)):

@@ -15,6 +15,7 @@ clocks NTP keeps within far less than a lease.
 from __future__ import annotations
 
 import secrets
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -25,6 +26,14 @@ from service.schemas import ErrorBody, JobProgress, JobState
 # a job that kills its gateway (memory) must not kill every replica in turn.
 MAX_ATTEMPTS = 2
 INTERRUPTED = "interrupted"
+
+
+class Media(StrEnum):
+    """What a job upscales: decided from the upload's bytes at submission, so that a job queued
+    again after a restart runs its stored input the same way."""
+
+    IMAGE = "image"
+    VIDEO = "video"
 
 
 def new_id() -> str:
@@ -38,6 +47,7 @@ class JobRecord(BaseModel):
     model: str
     model_reason: str = Field(description="X-Model-Reason of the result")
     options: dict[str, Any] = Field(description="UpscaleOptions, as submitted")
+    media: Media = Media.IMAGE
     accept: str | None = None
     created: float
     started: float | None = None

@@ -1,6 +1,8 @@
 """The gateway's job workers: each takes the oldest queued job from the store and runs it through
 the same decode, plan and ``run_upscale`` as ``POST /upscale`` (so the result's pixels are the
-same), from the input stored at submission.
+same), from the input stored at submission; a clip (``Media.VIDEO``, decided at submission)
+streams from its stored file through service/video/jobs.py into a partial result file that is
+renamed into place once whole.
 
 While a job runs, a heartbeat every ``BEAT_S`` writes its progress and extends its lease in the
 store, and reads back whether it is still this gateway's: a ``DELETE /jobs/{id}`` through any
@@ -21,22 +23,36 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
 
+from imdsr.video.transcode import TranscodeReport
 from service import errors
 from service.admission import WorkAdmission
 from service.jobs import records
 from service.jobs.files import JobFiles
-from service.jobs.records import JobRecord
+from service.jobs.records import JobRecord, Media
 from service.jobs.store import JobStore, StoreUnavailableError
 from service.metrics import JOBS_FINISHED, JOBS_RUNNING, JOBS_STORED_BYTES
-from service.plan import cache_key
+from service.model_traits import ModelTraits
+from service.plan import UpscalePlan, cache_key
 from service.schemas import ErrorBody, JobProgress, JobState, UpscaleOptions
 from service.settings import Settings
 from service.timings import Timings
 from service.triton_client import TritonClient
-from service.upscaling import Progress, answer_headers, decode_input, plan_for, run_upscale
+from service.upscaling import (
+    Progress,
+    UpscaleAnswer,
+    answer_headers,
+    decode_input,
+    plan_for,
+    run_upscale,
+)
+from service.video.jobs import VideoJob, plan_clip, result_headers, run_clip
 
 log = logging.getLogger("imdsr.jobs")
+T = TypeVar("T")
 
 BEAT_S = 0.5          # progress, lease and cancellation: a DELETE stops tiles within this
 LEASE_S = 15.0        # a running job whose gateway gave no sign for this long is recovered
@@ -190,35 +206,76 @@ class JobRunner:
     # --- one job --------------------------------------------------------------------------
 
     async def _execute(self, job: JobRecord, progress: Progress) -> tuple[dict[str, str], int]:
-        """Run ``job`` as ``POST /upscale`` would; its result's headers and size once written."""
-        settings, triton = self.settings, self.triton
-        data = await asyncio.to_thread(self.files.input(job.id).read_bytes)
+        """Run ``job`` from its stored input; its result's headers and size once written."""
+        await self.triton.require_ready(job.model)
+        traits = await self.triton.traits(job.model)
         options = UpscaleOptions.model_validate(job.options)
-        await triton.require_ready(job.model)
-        traits = await triton.traits(job.model)
-        key = cache_key(data, options, job.model, job.accept, traits.weights, settings.cache_control)
-        timings = Timings()
-        with timings.stage("decode"):
-            picture, animation = await asyncio.to_thread(decode_input, data, settings)
-        del data
+        if job.media is Media.VIDEO:
+            return await self._execute_video(job, options, traits, progress)
+        return await self._execute_picture(job, options, traits, progress)
+
+    async def _when_admitted(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()`` (which plans and admits its work) within the request deadline, tried
+        again while admission is full (429): the job waits for room rather than failing."""
+        settings = self.settings
         while True:
-            plan = plan_for(options, settings, traits, self.admission, picture, animation,
-                            model=job.model, accept=job.accept)
             try:
                 async with asyncio.timeout(settings.request_timeout_s):
-                    done = await run_upscale(plan, picture, animation, triton, self.admission,
-                                             timings, progress)
-                break
+                    return await attempt()
             except errors.TooManyRequestsError as exc:  # admission is full: wait for room
                 wait = int(exc.headers.get("Retry-After", settings.retry_after_s))
                 await asyncio.sleep(min(wait, MAX_ADMISSION_WAIT_S))
             except TimeoutError as exc:
                 raise errors.RequestTimeoutError(
                     f"the job took longer than {settings.request_timeout_s} s") from exc
+
+    async def _execute_picture(self, job: JobRecord, options: UpscaleOptions, traits: ModelTraits,
+                               progress: Progress) -> tuple[dict[str, str], int]:
+        """As ``POST /upscale`` would run it."""
+        settings, triton = self.settings, self.triton
+        data = await asyncio.to_thread(self.files.input(job.id).read_bytes)
+        key = cache_key(data, options, job.model, job.accept, traits.weights, settings.cache_control)
+        timings = Timings()
+        with timings.stage("decode"):
+            picture, animation = await asyncio.to_thread(decode_input, data, settings)
+        del data
+        plan: UpscalePlan | None = None
+
+        async def attempt() -> UpscaleAnswer:
+            nonlocal plan
+            plan = plan_for(options, settings, traits, self.admission, picture, animation,
+                            model=job.model, accept=job.accept)
+            return await run_upscale(plan, picture, animation, triton, self.admission, timings,
+                                     progress)
+
+        done = await self._when_admitted(attempt)
+        assert plan is not None
         headers = {**answer_headers(plan, picture, done, timings, key),
                    "X-Model-Reason": job.model_reason, "Content-Type": plan.format.content_type}
         await asyncio.to_thread(self.files.write, self.files.result(job.id), done.body)
         return headers, len(done.body)
+
+    async def _execute_video(self, job: JobRecord, options: UpscaleOptions, traits: ModelTraits,
+                             progress: Progress) -> tuple[dict[str, str], int]:
+        """A clip streamed from its stored input into a partial result file, committed once
+        whole; the transcode removes the partial file when it fails or is cancelled."""
+        settings, source, result = self.settings, self.files.input(job.id), self.files.result(job.id)
+
+        async def attempt() -> tuple[VideoJob, TranscodeReport, Path]:
+            planned = await plan_clip(source, options, settings, traits, self.admission,
+                                      model=job.model)
+            partial = await asyncio.to_thread(self.files.partial, result)
+            report = await run_clip(planned, source, partial, settings, self.triton,
+                                    self.admission, progress)
+            return planned, report, partial
+
+        planned, report, partial = await self._when_admitted(attempt)
+        try:
+            size = await asyncio.to_thread(self.files.commit, partial, result)
+        except BaseException:
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+            raise
+        return result_headers(planned, report, job.model_reason, settings.cache_control), size
 
     # --- upkeep ---------------------------------------------------------------------------
 

@@ -5,6 +5,10 @@ the decode, the plan, and whether the work could ever be admitted (413 if not); 
 the jobs' own limits (queue length and bytes on disk: 429 with Retry-After; a job larger than
 the whole disk budget: 413). Its input is written to a file before the job is queued, so no
 worker can take a job whose input is not there yet.
+
+A clip (the upload's first bytes are MP4, MOV, MKV or WebM: ``imdsr.video.formats.is_video``)
+is written first, since PyAV probes files, and refused from its header (service/video/jobs.py):
+its file goes with the refusal.
 """
 
 from __future__ import annotations
@@ -15,20 +19,23 @@ import time
 from pathlib import Path
 
 from imdsr.imaging import codec
+from imdsr.video.formats import SNIFF_BYTES, is_video
 from service import errors
 from service.admission import WorkAdmission
 from service.jobs import records
 from service.jobs.files import ID_PATTERN, JobFiles
-from service.jobs.records import JobRecord
+from service.jobs.records import JobRecord, Media
 from service.jobs.runner import JobRunner
 from service.jobs.store import JobStore, QueueFullError, StorageFullError, StoreUnavailableError
 from service.metrics import JOBS_SUBMITTED
 from service.model_choice import ModelChoice
+from service.model_traits import ModelTraits
 from service.plan import UpscalePlan
 from service.schemas import JobState, UpscaleOptions
 from service.settings import Settings
 from service.triton_client import TritonClient
 from service.upscaling import decode_input, plan_for
+from service.video.jobs import plan_clip
 
 # PNG's worst case over the raw samples (incompressible rows: zlib's stored blocks and the
 # filter byte per row come to well under 1 %), plus room for the container and metadata.
@@ -56,32 +63,31 @@ class JobService:
 
     async def submit(self, data: bytes, options: UpscaleOptions, accept: str | None,
                      choice: ModelChoice) -> JobRecord:
-        settings = self.settings
         await self.triton.require_ready(choice.model)
         traits = await self.triton.traits(choice.model)
-        picture, animation = await asyncio.to_thread(decode_input, data, settings)
-        plan = plan_for(options, settings, traits, self.admission, picture, animation,
-                        model=choice.model, accept=accept)
-        self.admission.check_fits(plan.cost)  # the 413 /upscale would answer, whatever the load
-        reserved = len(data) + result_bound(plan, picture, len(data))  # its input file, its result
-        if reserved > settings.jobs_max_result_bytes:
-            raise errors.ImageTooLargeError(
-                f"this job's input and result may take {reserved >> 20} MiB; jobs may keep "
-                f"{settings.jobs_max_result_bytes >> 20} MiB in all (IMDSR_JOBS_MAX_RESULT_BYTES)")
-        del picture, animation
-        job = JobRecord(id=records.new_id(), state=JobState.QUEUED, model=choice.model,
-                        model_reason=choice.reason,
-                        options=options.model_dump(mode="json", exclude_none=True), accept=accept,
-                        created=time.time(), input_bytes=len(data), reserved_bytes=reserved,
-                        seconds=plan.cost.seconds)
-        path = self.files.input(job.id)
+        job_id = records.new_id()
+        path = self.files.input(job_id)
+        video = is_video(data[:SNIFF_BYTES])
+        seconds = 0.0  # the job's model time, once planned (for a 429's Retry-After)
         try:
-            await asyncio.to_thread(self.files.write, path, data)
-            await self.store.add(job, max_queued=settings.jobs_max_queued,
-                                 max_bytes=settings.jobs_max_result_bytes)
+            if video:  # probed from its file (PyAV reads files), refused before it is queued
+                await asyncio.to_thread(self.files.write, path, data)
+                seconds, reserved = await self._check_video(path, len(data), options, traits,
+                                                            choice)
+            else:
+                seconds, reserved = await self._check_picture(data, options, traits, choice, accept)
+                await asyncio.to_thread(self.files.write, path, data)
+            job = JobRecord(id=job_id, state=JobState.QUEUED, model=choice.model,
+                            model_reason=choice.reason,
+                            options=options.model_dump(mode="json", exclude_none=True),
+                            media=Media.VIDEO if video else Media.IMAGE, accept=accept,
+                            created=time.time(), input_bytes=len(data), reserved_bytes=reserved,
+                            seconds=seconds)
+            await self.store.add(job, max_queued=self.settings.jobs_max_queued,
+                                 max_bytes=self.settings.jobs_max_result_bytes)
         except BaseException as exc:
             await asyncio.to_thread(path.unlink, missing_ok=True)
-            refusal = self._refusal(exc, job)
+            refusal = self._refusal(exc, seconds)
             if refusal is exc:
                 raise
             raise refusal from exc
@@ -89,11 +95,41 @@ class JobService:
         self.runner.wake()
         return job
 
-    def _refusal(self, exc: BaseException, job: JobRecord) -> BaseException:
-        """The answer to a submission the store refused: 429 (full) or 503 (unreachable)."""
+    def _check_reserved(self, reserved: int) -> None:
+        if reserved > self.settings.jobs_max_result_bytes:
+            raise errors.ImageTooLargeError(
+                f"this job's input and result may take {reserved >> 20} MiB; jobs may keep "
+                f"{self.settings.jobs_max_result_bytes >> 20} MiB in all (IMDSR_JOBS_MAX_RESULT_BYTES)")
+
+    async def _check_picture(self, data: bytes, options: UpscaleOptions, traits: ModelTraits,
+                             choice: ModelChoice, accept: str | None) -> tuple[float, int]:
+        """A picture checked as ``POST /upscale`` checks it: its model seconds and the bytes it
+        reserves on disk (its input file and its result), or the refusal."""
+        settings = self.settings
+        picture, animation = await asyncio.to_thread(decode_input, data, settings)
+        plan = plan_for(options, settings, traits, self.admission, picture, animation,
+                        model=choice.model, accept=accept)
+        self.admission.check_fits(plan.cost)  # the 413 /upscale would answer, whatever the load
+        reserved = len(data) + result_bound(plan, picture, len(data))
+        self._check_reserved(reserved)
+        return plan.cost.seconds, reserved
+
+    async def _check_video(self, path: Path, input_bytes: int, options: UpscaleOptions,
+                           traits: ModelTraits, choice: ModelChoice) -> tuple[float, int]:
+        """A clip (stored at ``path``) planned and refused by its header as it will run."""
+        planned = await plan_clip(path, options, self.settings, traits, self.admission,
+                                  model=choice.model)
+        self.admission.check_fits(planned.plan.cost)
+        reserved = input_bytes + planned.reserved_bytes(input_bytes)
+        self._check_reserved(reserved)
+        return planned.plan.cost.seconds, reserved
+
+    def _refusal(self, exc: BaseException, seconds: float) -> BaseException:
+        """The answer to a submission the store refused: 429 (full) or 503 (unreachable);
+        ``seconds``: the job's model time."""
         # About one job's time: what frees a queue slot or, with nothing finished to expire, room.
         drain = max(self.settings.retry_after_s,
-                    math.ceil(job.seconds / self.admission.parallelism))
+                    math.ceil(seconds / self.admission.parallelism))
         if isinstance(exc, QueueFullError):
             return errors.TooManyRequestsError(
                 f"{self.settings.jobs_max_queued} jobs are queued already (IMDSR_JOBS_MAX_QUEUED)",

@@ -1,6 +1,7 @@
 // The gateway's web page: pick or drop an image, POST /upscale, compare before/after, download.
 // A large image goes through a job instead (POST /jobs, then GET /jobs/{id} until done): a real
-// progress bar from its tiles, and a Cancel button (DELETE /jobs/{id}).
+// progress bar from its tiles, and a Cancel button (DELETE /jobs/{id}). A clip (MP4, WebM, MKV,
+// MOV) always goes through a job, its bar counting frames, and plays in a <video> when done.
 // Plain JS, no build step, nothing from other sites. The form's data-state attribute says where
 // the page is (idle, ready, uploading, upscaling, done, error, cancelled), its data-job the job
 // under way; tests read them.
@@ -24,6 +25,7 @@
   const slider = $("slider");
   const download = $("download");
   const cancelButton = $("cancel");
+  const videoResult = $("video-result");
 
   // Images whose x4 output reaches this many pixels go through a job (imdsr upscale --jobs uses
   // the same figure, service/client.py DEFAULT_JOBS_ABOVE_MPX). Below it the direct request is
@@ -36,6 +38,9 @@
 
   // Content-Type -> {name, label, extension, ...} of each output format, from GET /formats
   const formatsByType = new Map();
+  const videoFormats = new Set(); // the names `format=` takes for a clip (GET /formats, video)
+  // What the page sends as a clip; the gateway decides by the bytes either way.
+  const CLIP_NAME = /\.(mp4|m4v|mov|mkv|webm)$/i;
 
   let file = null;          // the chosen File
   let originalUrl = null;   // its object URL (the "before" picture)
@@ -99,12 +104,13 @@
   }
 
   /** The file extension of an answer, by its Content-Type: the gateway's own (GET /formats),
-   * else the media type's subtype ("image/x" -> "x"); "bin" only for a type that is no image. */
+   * else the media type's subtype ("image/x" -> "x"); "bin" only for a type that is no image
+   * nor video. */
   function extensionFor(contentType) {
     const media = mediaType(contentType);
     const known = formatsByType.get(media);
     if (known) return known.extension;
-    const subtype = /^image\/([a-z0-9.+-]+)$/.exec(media);
+    const subtype = /^(?:image|video)\/([a-z0-9.+-]+)$/.exec(media);
     return subtype ? subtype[1] : "bin";
   }
 
@@ -122,15 +128,32 @@
 
   /** Whether an image goes through a job: by its x4 output's pixels; a file the browser cannot
    * decode (TIFF, HEIC) by its size, as if stored at 3 bytes a pixel (TIFF often is). */
-  function usesJob(width, height, bytes) {
+  function usesJob(width, height, bytes, clip) {
+    if (clip) return true; // minutes of work: the gateway takes clips only as jobs
     const pixels = width && height ? width * height : (bytes || 0) / 3;
     return pixels * SCALE * SCALE >= JOB_FROM_OUTPUT_PX;
   }
 
-  /** A job's progress as {fraction, text}: fraction null while unknown (queued). */
-  function jobProgress(job) {
+  /** Whether a file is a clip: its type, else its name. */
+  function isClip(type, name) {
+    return String(type || "").startsWith("video/") || CLIP_NAME.test(String(name || ""));
+  }
+
+  /** The `format` to send: the chosen one when it suits the file's kind (a clip's for a clip, a
+   * picture's for a picture), else none (the gateway's default for that kind). */
+  function formatFor(chosen, clip) {
+    return chosen && videoFormats.has(chosen) === Boolean(clip) ? chosen : "";
+  }
+
+  /** A job's progress as {fraction, text}: fraction null while unknown (queued); a clip's
+   * (``clip``) by its frames. */
+  function jobProgress(job, clip) {
     const p = job.progress || {};
     if (job.status === "queued") return { fraction: null, text: "queued..." };
+    if (clip && p.frames_total > 0) {
+      return { fraction: Math.min(1, Math.max(0, p.frames_done / p.frames_total)),
+               text: `upscaling: frame ${p.frames_done} of ${p.frames_total}` };
+    }
     let fraction = null;
     const parts = [];
     if (p.tiles_total > 0) {
@@ -145,7 +168,8 @@
     return { fraction: fraction === null ? null : Math.min(1, Math.max(0, fraction)), text };
   }
 
-  window.imdsrPage = { buildQuery, describeError, downloadName, extensionFor, usesJob, jobProgress };
+  window.imdsrPage = { buildQuery, describeError, downloadName, extensionFor, usesJob, jobProgress,
+                       isClip, formatFor };
 
   // --- state ----------------------------------------------------------------------------------
 
@@ -269,6 +293,18 @@
         formatsByType.set(mediaType(f.content_type), f);
         select.add(new Option(f.label, f.name));
       }
+      // a clip's formats, in a group of their own: each file takes the one of its kind
+      const clips = Array.isArray(body.video) ? body.video : [];
+      if (clips.length) {
+        const group = document.createElement("optgroup");
+        group.label = "clips";
+        for (const f of clips) {
+          formatsByType.set(mediaType(f.content_type), f);
+          videoFormats.add(f.name);
+          group.append(new Option(f.label, f.name));
+        }
+        select.append(group);
+      }
       select.dataset.loaded = "true";
     } catch (_) {
       select.dataset.loaded = "failed"; // "same as input" still works
@@ -349,14 +385,17 @@
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (!file || sizing || form.dataset.state === "uploading" || form.dataset.state === "upscaling") return;
-    const query = buildQuery(formValues());
-    const fit = formValues().fit;
+    const clip = isClip(file.type, file.name);
+    const values = formValues();
+    values.format = formatFor(values.format, clip);
+    const query = buildQuery(values);
+    const fit = values.fit;
     const bothSides = $("width").value.trim() && $("height").value.trim();
     sizing = true;
     let size;
     try { size = await imageSize; } finally { sizing = false; }
-    const byJob = usesJob(size && size.width, size && size.height, file.size);
-    const current = { byJob, started: performance.now(), xhr: null, job: null, poll: null,
+    const byJob = usesJob(size && size.width, size && size.height, file.size, clip);
+    const current = { byJob, clip, started: performance.now(), xhr: null, job: null, poll: null,
                       cancelled: false, query, beforeFit: bothSides && fit === "cover" ? "cover" : "fill" };
     run = current;
     delete form.dataset.job;
@@ -372,8 +411,8 @@
     current.xhr = xhr;
     xhr.open("POST", path + (current.query ? "?" + current.query : ""));
     xhr.responseType = "blob";
-    // the file's own type when it is an image, else let the server sniff the bytes
-    const type = file.type && file.type.startsWith("image/") ? file.type : "application/octet-stream";
+    // the file's own type when it is an image or a clip, else let the server sniff the bytes
+    const type = /^(image|video)\//.test(file.type || "") ? file.type : "application/octet-stream";
     xhr.setRequestHeader("Content-Type", type);
     for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
 
@@ -465,7 +504,7 @@
   /** Show the job's progress; poll again, or fetch its result once done. */
   async function followJob(current, job) {
     if (!live(current)) return;
-    const shown = jobProgress(job);
+    const shown = jobProgress(job, current.clip);
     if (shown.fraction === null) progress.removeAttribute("value");
     else progress.value = shown.fraction;
     statusText.textContent = `${shown.text} (${Math.round((performance.now() - current.started) / 1000)} s)`;
@@ -561,6 +600,14 @@
     if (resultUrl) URL.revokeObjectURL(resultUrl);
     resultUrl = URL.createObjectURL(blob);
     const name = file.name;
+    if (mediaType(blob.type).startsWith("video/")) {
+      showClip(blob, query, model, seconds, name);
+      return;
+    }
+    videoResult.hidden = true;
+    videoResult.removeAttribute("src");
+    compare.hidden = false;
+    slider.hidden = false;
     result.onload = () => {
       const w = result.naturalWidth;
       const h = result.naturalHeight;
@@ -573,20 +620,42 @@
       if (originalShows) before.src = originalUrl;
       else before.removeAttribute("src");
       setSplit(slider.value);
-      download.href = resultUrl;
-      download.download = downloadName(name, blob.type, query, w, h);
-      const shown = formatsByType.get(mediaType(blob.type));
-      $("result-info").textContent = `${w}x${h} ${shown ? shown.label : blob.type}, ` +
-        `${formatBytes(blob.size)}${model ? ", model " + model : ""}, ${seconds} s` +
-        (originalShows ? "" : " (the browser cannot show the original: no before/after)");
-      $("placeholder").hidden = true;
-      compareBox.hidden = false;
-      progress.value = 1;
-      setState("done", `done in ${seconds} s`);
+      resultReady(blob, name, query, w, h, `${model ? ", model " + model : ""}, ${seconds} s` +
+        (originalShows ? "" : " (the browser cannot show the original: no before/after)"), seconds);
     };
     result.onerror = () => showError(`the result (${blob.type}, ${formatBytes(blob.size)}) ` +
       "could not be shown by this browser");
     result.src = resultUrl;
+  }
+
+  /** The download link, the info line ("WxH Format, size" and ``details``) and the done state,
+   * once a result (picture or clip) is on the page. */
+  function resultReady(blob, name, query, w, h, details, seconds) {
+    download.href = resultUrl;
+    download.download = downloadName(name, blob.type, query, w, h);
+    const shown = formatsByType.get(mediaType(blob.type));
+    $("result-info").textContent = `${w}x${h} ${shown ? shown.label : blob.type}, ` +
+      `${formatBytes(blob.size)}${details}`;
+    $("placeholder").hidden = true;
+    compareBox.hidden = false;
+    progress.value = 1;
+    setState("done", `done in ${seconds} s`);
+  }
+
+  /** A clip's result: played in the <video> (no before/after), with its download link. */
+  function showClip(blob, query, model, seconds, name) {
+    videoResult.onloadedmetadata = () => {
+      const w = videoResult.videoWidth;
+      const h = videoResult.videoHeight;
+      compare.hidden = true;
+      slider.hidden = true;
+      videoResult.hidden = false;
+      resultReady(blob, name, query, w, h, `, ${videoResult.duration.toFixed(1)} s of video` +
+        `${model ? ", model " + model : ""}, ${seconds} s`, seconds);
+    };
+    videoResult.onerror = () => showError(`the result (${blob.type}, ${formatBytes(blob.size)}) ` +
+      "could not be played by this browser; download it from GET /jobs/{id}/result");
+    videoResult.src = resultUrl;
   }
 
   // --- before/after slider: the result is clipped from the left, the original shows there -----

@@ -294,6 +294,9 @@ def test_upscale_compare_and_download(browser, gateway: Gateway, photos: dict[st
             return hit ? hit.id : null;
         """, fraction)
 
+    # elementFromPoint sees only the viewport: pressing Upscale scrolled the page down (the
+    # model guide makes the form taller than the window), so bring the comparison back first.
+    _js(browser, "document.getElementById('compare').scrollIntoView({block: 'center'})")
     _js(browser, """const s = document.getElementById('slider'); s.value = 25;
                     s.dispatchEvent(new Event('input'));""")
     assert browser.find_element(By.ID, "divider").value_of_css_property("left") == "64px"  # 25% of 256
@@ -368,12 +371,15 @@ def test_every_output_format_is_offered_and_named_by_its_type(  # noqa: ANN001
     from selenium.webdriver.common.by import By
 
     _open(browser, gateway)
-    listed = httpx.get(f"{gateway.url}/formats", timeout=30).json()["formats"]
-    assert "avif" in {f["name"] for f in listed}
+    answer = httpx.get(f"{gateway.url}/formats", timeout=30).json()
+    listed, clips = answer["formats"], answer["video"]
+    assert "avif" in {f["name"] for f in listed} and "webm" in {f["name"] for f in clips}
     select = "return [...document.getElementById('format').options]"
-    assert _js(browser, select + ".map((o) => o.value)") == ["", *(f["name"] for f in listed)]
+    assert _js(browser, select + ".map((o) => o.value)") == ["", *(f["name"] for f in listed),
+                                                              *(f["name"] for f in clips)]
     assert _js(browser, select + ".map((o) => o.text)") == ["same as input",
-                                                             *(f["label"] for f in listed)]
+                                                             *(f["label"] for f in listed),
+                                                             *(f["label"] for f in clips)]
 
     # each format, asked for and answered: the download's extension is the answer's type's
     for entry in listed:
@@ -669,4 +675,87 @@ def test_cancel_stops_the_job_and_restores_the_page(  # noqa: ANN001
 
     # and the page works again
     assert _upscale(browser, photos["small"]) == "done"
+    assert _severe_console_messages(browser) == []
+
+
+# --- clips: always a job, progress by frames, played in a <video> ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny clip with a tone (96x54, 2 s at 12 fps: seconds of c4) and a longer one at
+    320x180 (36 frames of c16nla at 720p: still running when Cancel is pressed)."""
+    from imdsr.video.synthetic import ClipSpec, write_clip
+
+    root = tmp_path_factory.mktemp("web_page_clips")
+    return {"small": write_clip(root / "clip.mp4", ClipSpec(seconds=2.0, fps=12, width=96, height=54)),
+            "long": write_clip(root / "long.mp4", ClipSpec(seconds=3.0, fps=12, width=320,
+                                                          height=180))}
+
+
+def _pick_clip_and_press(driver, clip: Path) -> None:  # noqa: ANN001
+    from selenium.webdriver.common.by import By
+
+    file_input = driver.find_element(By.ID, "file")
+    driver.execute_script("arguments[0].value = ''", file_input)
+    file_input.send_keys(str(clip))
+    _wait(driver, lambda d: _state(d) == "ready", 10, "picking the clip did not arm the form")
+    driver.find_element(By.ID, "submit").click()
+
+
+@needs_browser
+def test_a_clip_goes_through_a_job_shows_frames_cancels_and_plays(  # noqa: ANN001
+        browser, jobs_gateway: Gateway, clips: dict[str, Path], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from imdsr.video.probe import probe
+
+    _open(browser, jobs_gateway)
+    assert "video/mp4" in browser.find_element(By.ID, "file").get_attribute("accept")
+    page = "return window.imdsrPage"
+    assert _js(browser, page + ".isClip('video/webm', 'a.bin')")
+    assert _js(browser, page + ".isClip('', 'holiday.MKV')")
+    assert not _js(browser, page + ".isClip('image/png', 'a.png')")
+    # each file takes the format of its kind; the other kind's is not sent
+    assert _js(browser, page + ".formatFor('webm', true)") == "webm"
+    assert _js(browser, page + ".formatFor('webp', true)") == ""
+    assert _js(browser, page + ".formatFor('webm', false)") == ""
+    assert _js(browser, page + ".jobProgress(arguments[0], true)", {"status": "running", "progress": {
+        "tiles_done": 5, "tiles_total": 24, "frames_done": 5, "frames_total": 24}}) == {
+        "fraction": 5 / 24, "text": "upscaling: frame 5 of 24"}
+
+    # a longer clip: Cancel stops its job
+    _fill(browser, model="c16nla", format="", outscale="", width="", height="")
+    _pick_clip_and_press(browser, clips["long"])
+    _wait(browser, lambda d: (d.execute_script(
+        "const p = document.getElementById('progress'); return p.hasAttribute('value') && p.value")
+        or 0) > 0, TIMEOUT_S, "the clip's frames never started")
+    job_id = _js(browser, "return document.getElementById('form').dataset.job")
+    cancel = browser.find_element(By.ID, "cancel")
+    assert _state(browser) == "upscaling" and cancel.is_displayed()
+    assert re.fullmatch(r"upscaling: frame \d+ of 36 \(\d+ s\)",
+                        browser.find_element(By.ID, "status").text)
+    cancel.click()
+    _wait(browser, lambda d: _state(d) in ("cancelled", "error", "done"), 30, "Cancel did nothing")
+    assert _state(browser) == "cancelled", browser.find_element(By.ID, "error").text
+    assert httpx.get(f"{jobs_gateway.url}/jobs/{job_id}", timeout=30).json()["status"] == "cancelled"
+
+    # the tiny one, as WebM (VP9 plays in any Chromium): frames on the bar, then it plays
+    _fill(browser, model=MODEL, format="webm")
+    _watch_progress(browser)
+    _pick_clip_and_press(browser, clips["small"])
+    _wait(browser, lambda d: _state(d) in ("done", "error"), TIMEOUT_S, "no result and no error")
+    assert _state(browser) == "done", browser.find_element(By.ID, "error").text
+    texts = [t for _, t, _ in _js(browser, "return window.seenProgress")]
+    assert any(re.fullmatch(r"upscaling: frame [1-9]\d* of 24 \(\d+ s\)", t) for t in texts), texts
+    video = browser.find_element(By.ID, "video-result")
+    assert video.is_displayed() and not browser.find_element(By.ID, "compare").is_displayed()
+    assert _js(browser, "const v = document.getElementById('video-result'); "
+                        "return [v.videoWidth, v.videoHeight, v.controls]") == [384, 216, True]
+    assert abs(_js(browser, "return document.getElementById('video-result').duration") - 2.0) < 0.1
+    assert browser.find_element(By.ID, "download").get_attribute("download") == "clip_x4.webm"
+    saved = _download(browser, tmp_path / "downloads")
+    info = probe(saved)
+    assert (info.width, info.height, info.codec) == (384, 216, "vp9")
+    assert [s.kind for s in info.streams] == ["audio"]
     assert _severe_console_messages(browser) == []

@@ -36,12 +36,11 @@ def _upscale_options() -> set[str]:
     return {name for param in command.params for name in param.opts}
 
 
-def _enum_of(field: str) -> type[Enum] | None:
+def _enums_of(field: str) -> list[type[Enum]]:
+    """The enums a field takes (``format``: a picture's and a clip's)."""
     annotation = UpscaleOptions.model_fields[field].annotation
-    for kind in (annotation, *typing.get_args(annotation)):
-        if isinstance(kind, type) and issubclass(kind, Enum):
-            return kind
-    return None
+    return [kind for kind in (annotation, *typing.get_args(annotation))
+            if isinstance(kind, type) and issubclass(kind, Enum)]
 
 
 def _bounds(field: str) -> dict[str, float]:
@@ -90,7 +89,8 @@ def test_the_client_sends_every_query_parameter_by_its_name() -> None:
     # what the client puts in the URL is what the gateway's schema reads back, value for value
     # (outscale and width/height exclude each other: two requests)
     sized = UpscaleParams(model="c4", format="avif", quality=50, png="small", width=100, height=60,
-                          fit="cover", metadata="strip", alpha="bicubic", tile=64, api_key="k")
+                          fit="cover", metadata="strip", alpha="bicubic", crf=20, tile=64,
+                          api_key="k")
     scaled = UpscaleParams(outscale=2.5)
     for params in (sized, scaled):
         query = params.query()
@@ -101,7 +101,7 @@ def test_the_client_sends_every_query_parameter_by_its_name() -> None:
     assert UpscaleParams().query() == {}  # nothing given: the gateway's defaults
 
 
-ENUM_CASES = [(f, m.value) for f in FIELDS if (e := _enum_of(f)) for m in e]
+ENUM_CASES = [(f, m.value) for f in FIELDS for e in _enums_of(f) for m in e]
 
 
 @pytest.mark.parametrize(("field", "value"), ENUM_CASES)
@@ -112,7 +112,7 @@ def test_the_cli_takes_every_value_the_gateway_takes(field: str, value: str, nob
     assert "1 failed" in result.stdout
 
 
-@pytest.mark.parametrize("field", [f for f in FIELDS if _enum_of(f)])
+@pytest.mark.parametrize("field", [f for f in FIELDS if _enums_of(f)])
 def test_the_cli_refuses_a_value_the_gateway_refuses(field: str, nobody: str, photo: Path,
                                                      tmp_path: Path) -> None:
     result = _run(nobody, photo, tmp_path, f"--{field}", "nonsense")
@@ -141,7 +141,7 @@ BOUND_CASES = _bound_cases()
 
 def test_the_bound_cases_cover_every_numeric_field() -> None:
     numeric = {f for f in FIELDS if _bounds(f)}
-    assert numeric >= {"quality", "outscale", "width", "height", "tile"}
+    assert numeric >= {"quality", "outscale", "width", "height", "crf", "tile"}
     assert {field for field, _, _ in BOUND_CASES} == numeric
 
 
