@@ -487,7 +487,7 @@ def bench_video(
         with stack(work / "repo", model[0], work, env) as (_, url):
             rows = measure_fps(url, model, spec, warmup,
                                progress=lambda line: typer.echo(line, err=True))
-        typer.echo(format_fps(rows, spec))
+        typer.echo(format_fps(rows, spec, crf))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

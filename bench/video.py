@@ -10,6 +10,8 @@ first: the first inference of a model on CPU compiles and allocates.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,7 +22,10 @@ import httpx
 
 from bench.memory import MemoryRow, peak, reset_peak
 from imdsr.contract import SCALE
+from imdsr.video.output import ENCODERS, VideoCodec
 from imdsr.video.synthetic import ClipSpec, write_clip
+from service import client
+from service.client import UpscaleParams
 
 POLL_S = 0.2
 JOB_TIMEOUT_S = 3600.0
@@ -48,24 +53,28 @@ class ClipRun:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def run_clip(url: str, body: bytes, params: dict[str, str]) -> ClipRun:
-    """Submit ``body`` as a job, poll it until it ends, fetch its result; how long it took."""
-    with httpx.Client(timeout=600) as client:
+def run_clip(url: str, body: bytes, params: UpscaleParams) -> ClipRun:
+    """Submit ``body`` as a job, poll it until it ends, fetch its result (the project's own client,
+    service/client.py, as `imdsr upscale` does); how long it took."""
+    return asyncio.run(_run_clip(url, body, params))
+
+
+async def _run_clip(url: str, body: bytes, params: UpscaleParams) -> ClipRun:
+    async with httpx.AsyncClient(timeout=600) as http:
         start = time.perf_counter()
-        r = client.post(f"{url}/jobs", content=body, params=params,
-                        headers={"Content-Type": "video/mp4"})
-        if r.status_code != 202:
-            return ClipRun(r.status_code, r.text[:200], 0, 0.0, 0)
-        job = r.json()
-        deadline = start + JOB_TIMEOUT_S
-        while job["status"] in ("queued", "running") and time.perf_counter() < deadline:
-            time.sleep(POLL_S)
-            job = client.get(f"{url}/jobs/{job['id']}").json()
+        try:
+            job = await client.submit(http, url, body, "video/mp4", params)
+        except client.UpscaleFailed as exc:
+            return ClipRun(exc.status, f"{exc.error}: {exc.detail}"[:200], 0, 0.0, 0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(JOB_TIMEOUT_S):
+                async for seen in client.wait(http, url, job, poll_s=POLL_S):
+                    job = seen  # the last one seen: finished, or where the deadline left it
         seconds = time.perf_counter() - start
         size = 0
-        if job["status"] == "done":
-            size = len(client.get(f"{url}{job['result']}").content)
-        return ClipRun(202, job["status"], job["progress"]["frames_done"], seconds, size)
+        if job.status is client.JobState.DONE:
+            size = len((await client.result(http, url, job)).content)
+        return ClipRun(202, job.status.value, job.progress.frames_done, seconds, size)
 
 
 @dataclass(frozen=True)
@@ -82,15 +91,17 @@ def measure_fps(url: str, models: list[str], spec: ClipSpec, warmup: ClipSpec,
     size = f"{spec.width}x{spec.height} -> {spec.width * SCALE}x{spec.height * SCALE}"
     rows = []
     for model in models:
-        run_clip(url, warm, {"model": model})
-        rows.append(FpsRow(model, size, run_clip(url, body, {"model": model})))
+        run_clip(url, warm, UpscaleParams(model=model))
+        rows.append(FpsRow(model, size, run_clip(url, body, UpscaleParams(model=model))))
         progress(f"{model}: {rows[-1].run.fps:.2f} frames/s")
     return rows
 
 
-def format_fps(rows: list[FpsRow], spec: ClipSpec) -> str:
+def format_fps(rows: list[FpsRow], spec: ClipSpec, crf: int | None = None) -> str:
+    """The table; ``crf``: what the gateway was told (None: its H.264 default)."""
+    crf = ENCODERS[VideoCodec.H264].default_crf if crf is None else crf
     lines = [f"{spec.seconds:g} s at {spec.fps} fps ({round(spec.seconds * spec.fps)} frames), "
-             "H.264 CRF 20 out, through POST /jobs (submission to done)", "",
+             f"H.264 CRF {crf} out, through POST /jobs (submission to done)", "",
              "| model | frames | size | seconds | frames/s | result |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -105,7 +116,7 @@ def measure_clip_memory(pid: int, url: str, spec: ClipSpec, model: str, what: st
     are every output frame's raw RGB, which a clip never holds at once."""
     body = clip_bytes(spec)
     idle = reset_peak(pid)
-    run = run_clip(url, body, {"model": model})
+    run = run_clip(url, body, UpscaleParams(model=model))
     time.sleep(0.2)
     out = run.frames * spec.width * spec.height * SCALE * SCALE * 3
     size = f"{spec.width}x{spec.height}, {spec.seconds:g} s, {run.frames} frames"

@@ -24,7 +24,8 @@ def test_video_benchmarks_run_through_the_service(triton_server, tmp_path: Path)
         assert row.run.state == "done" and row.run.frames == 6 and row.run.fps > 0, row
         assert row.run.result_bytes > 0 and row.size == "64x36 -> 256x144"
         table = format_fps([row], TINY)
-        assert "| c4 | 6 | 64x36 -> 256x144 |" in table, table
+        assert "| c4 | 6 | 64x36 -> 256x144 |" in table and "H.264 CRF 20 out" in table, table
+        assert "H.264 CRF 28 out" in format_fps([row], TINY, 28)
 
         short = measure_clip_memory(pid, url, TINY, "c4", "short")
         longer = measure_clip_memory(pid, url, ClipSpec(seconds=2.0, fps=12, width=64, height=36),
