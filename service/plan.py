@@ -11,6 +11,7 @@ The handler (service/api.py) then admits and runs the plan (service/upscaling.py
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from imdsr.contract import SCALE
 from imdsr.imaging import codec
@@ -27,6 +28,8 @@ from service.metrics import REJECTED
 from service.model_traits import ModelTraits
 from service.schemas import VIDEO_ONLY, UpscaleOptions
 from service.settings import Settings
+
+F = TypeVar("F", OutputFormat, VideoFormat)
 
 
 @dataclass(frozen=True)
@@ -81,13 +84,15 @@ def refuse_options_of(options: UpscaleOptions, names: tuple[str, ...], kind: str
              for name in given])
 
 
-def picture_format(requested: OutputFormat | VideoFormat | None) -> OutputFormat | None:
-    """The picture format asked for; a clip's format on a picture is a 422 naming the ones it takes."""
-    if isinstance(requested, VideoFormat):
-        raise errors.InvalidParameterError(
-            [{"loc": ["query", "format"], "msg": f"{requested.value} is a video format; a picture "
-              f"takes {', '.join(OutputFormat)}"}])
-    return requested
+def format_of_kind(requested: OutputFormat | VideoFormat | None, kind: type[F]) -> F | None:
+    """``format=`` for an upload of ``kind``'s formats (a picture's or a clip's); the other
+    kind's is a 422 naming the ones this upload takes (``format`` takes both vocabularies)."""
+    if requested is None or isinstance(requested, kind):
+        return requested
+    this, other = ("a picture", "video") if kind is OutputFormat else ("a video", "picture")
+    raise errors.InvalidParameterError(
+        [{"loc": ["query", "format"], "msg": f"{requested.value} is a {other} format; {this} "
+          f"takes {', '.join(kind)}"}])
 
 
 def choose_format(requested: OutputFormat | None, accept: str | None, source_format: str,
@@ -164,7 +169,7 @@ def plan_upscale(options: UpscaleOptions, settings: Settings, traits: ModelTrait
     at ``rate`` seconds per output megapixel, or the refusal, in the order the checks cost."""
     refuse_options_of(options, VIDEO_ONLY, "a picture", "video")
     final = final_for(picture, options, settings.max_output_pixels // frames)
-    fmt = choose_format(picture_format(options.format), accept, picture.source_format, frames)
+    fmt = choose_format(format_of_kind(options.format, OutputFormat), accept, picture.source_format, frames)
     check_format_fits(fmt, final.size)
     rule = traits.with_context(settings.tile_context)
     tile = tile_for(picture, options.tile, settings.tile, traits, rule)

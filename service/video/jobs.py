@@ -11,14 +11,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from imdsr.imaging.codec import OutputFormat
 from imdsr.video.formats import VideoFormat
 from imdsr.video.output import OutputSpec
 from imdsr.video.transcode import TranscodeReport, transcode
 from service import errors
 from service.admission import WorkAdmission
 from service.model_traits import ModelTraits
-from service.plan import UpscalePlan, refuse_options_of
+from service.plan import UpscalePlan, format_of_kind, refuse_options_of
 from service.schemas import PICTURE_ONLY, UpscaleOptions
 from service.settings import Settings
 from service.triton_client import TritonClient
@@ -63,11 +62,8 @@ class VideoJob:
 def output_of(options: UpscaleOptions, settings: Settings) -> OutputSpec:
     """The clip's container and CRF from the request; a picture's options on a clip are a 422."""
     refuse_options_of(options, PICTURE_ONLY, "a video", "pictures")
-    if isinstance(options.format, OutputFormat):
-        raise errors.InvalidParameterError(
-            [{"loc": ["query", "format"], "msg": f"{options.format.value} is a picture format; a "
-              f"video takes {', '.join(VideoFormat)}"}])
-    return output_for(settings, options.format or VideoFormat.MP4, crf=options.crf)
+    fmt = format_of_kind(options.format, VideoFormat) or VideoFormat.MP4
+    return output_for(settings, fmt, crf=options.crf)
 
 
 async def plan_clip(path: Path, options: UpscaleOptions, settings: Settings, traits: ModelTraits,

@@ -37,6 +37,21 @@ def _plan(picture: codec.Picture, traits: ModelTraits = IMDECEPTION, settings: S
                         model="c16nla", frames=frames, accept=accept, rate=rate)
 
 
+def test_a_format_of_the_other_kind_is_a_422_naming_this_kind_s() -> None:
+    from imdsr.video.formats import VideoFormat
+    from service.plan import format_of_kind
+
+    assert format_of_kind(None, OutputFormat) is None
+    assert format_of_kind(OutputFormat.PNG, OutputFormat) is OutputFormat.PNG
+    assert format_of_kind(VideoFormat.WEBM, VideoFormat) is VideoFormat.WEBM
+    with pytest.raises(errors.InvalidParameterError) as picture:
+        _plan(_picture(40, 50), format="mp4")  # a clip's format on a picture
+    assert "mp4 is a video format; a picture takes png" in str(picture.value.detail)
+    with pytest.raises(errors.InvalidParameterError) as clip:
+        format_of_kind(OutputFormat.PNG, VideoFormat)
+    assert "png is a picture format; a video takes mp4, webm" in str(clip.value.detail)
+
+
 @pytest.mark.parametrize(("requested", "accept", "source", "frames", "expected"), [
     (OutputFormat.PNG, "image/webp", "JPEG", 1, OutputFormat.PNG),         # explicit wins
     (None, "image/avif,image/webp;q=0.8", "PNG", 1, OutputFormat.AVIF),    # then Accept's best
