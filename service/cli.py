@@ -28,7 +28,7 @@ from imdsr.imaging.geometry import Fit
 from imdsr.imaging.pipeline import AlphaMode
 from imdsr.imaging.tiling import ALIGN
 from imdsr.settings import ClientSettings, LauncherSettings
-from imdsr.video.formats import VideoFormat
+from imdsr.video.formats import MAX_CRF, VideoFormat
 from triton_host.cli import DEFAULT_REPO, RepoOpt
 from triton_host.launcher import RestartPolicy  # stdlib only
 
@@ -175,7 +175,6 @@ DEFAULT_JOBS_ABOVE_MPX = 4.0
 MAX_SIDE_PX = 65535
 MAX_OUTSCALE = 16.0
 MAX_TILE = 2048
-MAX_CRF = 63
 # One --format for both kinds, as the gateway's one format parameter (service/schemas.py).
 FORMAT_CHOICES = [f.value for f in (*OutputFormat, *VideoFormat)]
 # "JPEG/WebP/AVIF": the formats --quality applies to

@@ -12,7 +12,7 @@ from imdsr.imaging.codec import FORMATS, Metadata, OutputFormat, PngMode
 from imdsr.imaging.geometry import Fit
 from imdsr.imaging.pipeline import AlphaMode
 from imdsr.imaging.tiling import ALIGN
-from imdsr.video.formats import VideoFormat
+from imdsr.video.formats import MAX_CRF, VideoFormat
 
 # "JPEG/WebP/AVIF": the formats `quality` applies to, from the codec's table
 _LOSSY = "/".join(spec.label for spec in FORMATS.values() if spec.quality is not None)
@@ -54,7 +54,7 @@ class UpscaleOptions(BaseModel):
                                "applied), XMP and ICC where the format holds them; strip: ICC only")
     alpha: AlphaMode = Field(AlphaMode.MODEL, description="alpha plane through the network as a "
                              "grey image (sharp edges; twice the work) or bicubic")
-    crf: int | None = Field(None, ge=0, le=63, description="video only: the encoder's constant "
+    crf: int | None = Field(None, ge=0, le=MAX_CRF, description="video only: the encoder's constant "
                             "rate factor, lower is better and larger (default: the gateway's, "
                             "else H.264 20, VP9 32; H.264 takes 0-51)")
     tile: int | None = Field(None, ge=ALIGN, le=2048, multiple_of=ALIGN,

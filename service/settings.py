@@ -13,6 +13,7 @@ from imdsr.contract import DEFAULT_GRPC_PORT, DEFAULT_VARIANT
 from imdsr.imaging.codec import DEFAULT_QUALITY, OutputFormat, PngMode
 from imdsr.imaging.tiling import ALIGN, DEFAULT_TILE
 from imdsr.settings import PREFIX, settings_view
+from imdsr.video.formats import MAX_CRF
 
 
 @settings_view  # the gateway view of the one settings model (imdsr/settings.py)
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
     max_video_frames: int = Field(3600, ge=1, description="a minute at 60 fps")
     max_video_output_pixels_total: int = Field(1920 * 1080 * 1800, gt=0,
                                                description="every output frame: a minute of 1080p at 30 fps")
-    video_crf: int | None = Field(None, ge=0, le=63, description="None: the codec's own (H.264 20, "
+    video_crf: int | None = Field(None, ge=0, le=MAX_CRF, description="None: the codec's own (H.264 20, "
                                   "VP9 32, AV1 35: imdsr/video/output.py)")
     request_timeout_s: float = Field(300.0, gt=0)
     max_concurrent_requests: int = Field(16, ge=1)

@@ -21,6 +21,9 @@ EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 # told apart by their major brand (imaging/codec.py HEIF_BRANDS); old QuickTime files start
 # straight with one of the others.
 BMFF_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+# The largest CRF any of the clip encoders takes (VP9 and AV1: 63; H.264 stops at 51, checked
+# per codec in imdsr/video/output.py): the bound of every `crf` option and setting.
+MAX_CRF = 63
 # What a client sends as a clip (folder walking, the upload's Content-Type).
 VIDEO_SUFFIXES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime",
                   ".mkv": "video/x-matroska", ".webm": "video/webm"}

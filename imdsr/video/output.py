@@ -19,7 +19,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imdsr.imaging.geometry import FinalSize, Fit, final_size
-from imdsr.video.formats import VideoFormat  # its home (no PyAV there); importable from here too
+from imdsr.video.formats import MAX_CRF, VideoFormat  # its home (no PyAV there); importable from here too
 from imdsr.video.probe import VideoInfo
 
 
@@ -71,7 +71,7 @@ class OutputSpec(BaseModel):
 
     format: VideoFormat = VideoFormat.MP4
     codec: VideoCodec | None = Field(None, description="default: h264 in mp4, vp9 in webm")
-    crf: int | None = Field(None, ge=0, le=63, description="lower: better and larger")
+    crf: int | None = Field(None, ge=0, le=MAX_CRF, description="lower: better and larger")
     threads: int = Field(0, ge=0, description="encoder threads; 0: FFmpeg's choice")
 
     @model_validator(mode="after")

@@ -74,3 +74,10 @@ def test_a_clips_bar_counts_frames() -> None:
         assert (bar.bar.n, bar.bar.total, bar.bar.unit) == (3, 10, "frame")
     finally:
         bar.close()
+
+
+def test_the_crf_bound_is_the_widest_encoder_s() -> None:
+    from imdsr.video.formats import MAX_CRF
+    from imdsr.video.output import ENCODERS
+
+    assert max(spec.crf_range[1] for spec in ENCODERS.values()) == MAX_CRF
