@@ -143,7 +143,10 @@ def bench_service(
     size: Annotated[int, typer.Option(help="input side in pixels (one window up to 320)")] = 256,
     threads: Annotated[int, typer.Option(help="runtime threads (Triton instance and bare model)")] = 2,
     concurrency: Annotated[list[int], typer.Option(help="client counts (repeatable)")] = [1, 2, 4, 8],  # noqa: B006
-    rounds: Annotated[int, typer.Option(help="requests per client per level")] = 3,
+    rounds: Annotated[int, typer.Option(help="requests per client per level")] = 8,
+    settle: Annotated[float, typer.Option(
+        help="seconds idle after each level's untimed warm-up rounds, so that the model's "
+             "background compilation of the shape is done before timing")] = 2.0,
     runtime: Annotated[list[str], typer.Option(help="CPU runtimes to compare (repeatable)")
                        ] = ["onnxruntime", "openvino"],  # noqa: B006
     out: Annotated[Path, typer.Option(help="folder for service.md, service.json, service.png")
@@ -168,8 +171,10 @@ def bench_service(
     except WeightsError as exc:
         raise fail(str(exc)) from exc
     name, image = square_photo(size)
+    if settle < 0:
+        raise fail("--settle must be at least 0")
     bench = ServiceBench(variant, weights, image, name, threads, tuple(concurrency), rounds,
-                         runtimes=tuple(runtime), serving_config=config)
+                         settle_s=settle, runtimes=tuple(runtime), serving_config=config)
     report = run_service_bench(bench, progress=lambda m: typer.echo(m, err=True))
     text = format_report(report)
     out.mkdir(parents=True, exist_ok=True)

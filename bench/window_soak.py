@@ -2,6 +2,7 @@
 
     python -m bench.window_soak --minutes 10                      # buckets on (the default)
     python -m bench.window_soak --minutes 10 --no-buckets         # as before issue 26
+    python -m bench.window_soak --variant c16nla --config other.toml  # other [cpu] knobs
 
 Each new window shape costs the serving runtime compiled kernels and buffers it keeps, so a
 server fed every image size there is grows for as long as new sizes come. The soak runs the
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-side", type=int, default=700, help="largest image side, LR px")
     parser.add_argument("--no-buckets", action="store_true", help="serve without window buckets")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="serving TOML (default: export/serving.toml), e.g. other static_shapes")
     args = parser.parse_args(argv)
 
     from bench.service import gateway, triton
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         repo = work / "repo"
         write_repository(repo, "cpu", [ModelSource(args.variant, shipped_weights(args.variant))],
-                         load_serving())
+                         load_serving(args.config))
         if args.no_buckets:
             without_buckets(repo)
         with triton(repo, work / "triton.log") as server, \

@@ -58,7 +58,8 @@ def onnx_cmd(
     except (WeightsError, KeyError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"wrote {res.path} ({res.path.stat().st_size:,} bytes, {res.nodes_final} nodes, "
-               f"{res.nodes_traced} traced) weights sha256={res.provenance.weights_sha256[:16]}")
+               f"{res.nodes_traced} traced, {res.splits_rewritten} splits as convolutions) "
+               f"weights sha256={res.provenance.weights_sha256[:16]}")
     if verify:
         model, _ = load_model(variant, path)
         diff = max_abs_diff(model, res.path)

@@ -219,6 +219,8 @@ def model_config(variant: str, target: Target, cfg: ServingConfig, *, wire_dtype
             "intra_op_threads": str(t.intra_op_threads),
             "allow_spinning": "1" if t.allow_spinning else "0",
             "merge_requests": "1" if t.merge_requests else "0",
+            "side_by_side": str(t.side_by_side),
+            "static_shapes": str(t.static_shapes),
             PRECISION_PARAM: t.precision,  # "auto": the model resolves it when it loads
         }
     # The largest window this model accepts (the TensorRT profile's max on gpu/jetson): the

@@ -47,6 +47,12 @@ class CpuTarget(TargetBase):
     allow_spinning: bool = False
     # Whether the Python backend runs the requests Triton hands over together as one batch.
     merge_requests: bool = False
+    # OpenVINO: how many of the requests Triton hands over at once run side by side, each on
+    # intra_op_threads / side_by_side threads (streams); a lone request still gets every thread.
+    side_by_side: int = Field(1, ge=1)
+    # OpenVINO: how many window shapes per instance get a compilation of their own (the ones
+    # seen most; faster than the dynamic-shape graph, each with its own buffers); 0: none.
+    static_shapes: int = Field(0, ge=0)
     # auto: resolved by the served model when it loads, on the serving CPU (runtimes.py
     # resolve_precision): bf16 with OpenVINO where the CPU has AMX, f32 elsewhere. f32: within an
     # 8-bit level of PyTorch everywhere. bf16: OpenVINO only, forced (slow without AMX).
@@ -56,6 +62,9 @@ class CpuTarget(TargetBase):
     def _precision_runs(self) -> CpuTarget:
         if self.precision == "bf16" and self.runtime != "openvino":
             raise ValueError(f"precision {self.precision} needs runtime = \"openvino\"")
+        if self.side_by_side > 1 and self.intra_op_threads % self.side_by_side:
+            raise ValueError(f"side_by_side = {self.side_by_side} needs intra_op_threads a multiple "
+                             f"of it (threads per stream), not {self.intra_op_threads}")
         return self
 
 

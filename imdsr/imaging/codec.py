@@ -29,6 +29,8 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
+from imdsr.imaging import png_writer
+
 try:  # the `serve` extra; without it HEIC/HEIF is simply not recognised
     import pillow_heif
 except ImportError:  # pragma: no cover - every environment that serves has it
@@ -145,16 +147,19 @@ class PngMode(StrEnum):
     SMALL = "small"
 
 
-# Measured on 1024x1024 upscaled photos (docs/PERFORMANCE.md, "PNG"): zlib's run-length strategy
-# after the Paeth filter encodes in ~28 ms, 0-3% above the smallest zlib makes at level 9 (~50x
-# longer); Pillow's default (level 6, adaptive filters) took 270-330 ms and was larger than both.
-# `small` tries each candidate and keeps the smallest file, so it is never larger than `fast`.
-_PNG_FAST = {"level": 1, "strategy": imagecodecs.PNG.STRATEGY.RLE, "filter": imagecodecs.PNG.FILTER.PAETH}
-_PNG_CANDIDATES: dict[PngMode, tuple[dict[str, int], ...]] = {
-    PngMode.FAST: (_PNG_FAST,),
-    PngMode.SMALL: (_PNG_FAST, {"level": 9, "filter": imagecodecs.PNG.FILTER.PAETH},
-                    {"level": 9, "strategy": imagecodecs.PNG.STRATEGY.FILTERED}),
-}
+# Measured on 1024x1024 upscaled photos (docs/PERFORMANCE.md, "PNG"): `fast` is png_writer's
+# Average filter + libdeflate level 1 (~15 ms, ~5% above libpng's fastest); `small` tries libpng's
+# strongest settings beside it and keeps the smallest file, so it is never larger than `fast`.
+# Pillow's default (level 6, adaptive filters) took 270-330 ms and was larger than all of them.
+# libpng's fastest (36-38 ms a 1024x1024 answer): `fast` above _PNG_WRITER_MAX_BYTES, where
+# png_writer's whole-picture buffers (the filtered rows and libdeflate's output, each about the
+# picture's size) would hold ~3.1x the output (tests/integration/test_memory.py; admission
+# reserves 2.5x) while libpng streams its rows.
+_PNG_STREAMING = {"level": 1, "strategy": imagecodecs.PNG.STRATEGY.RLE,
+                  "filter": imagecodecs.PNG.FILTER.PAETH}
+_PNG_WRITER_MAX_BYTES = 16 << 20  # ~5.6 Mpx of 8-bit RGB; the usual answer is 1-4 Mpx
+_PNG_SMALL = ({"level": 9, "filter": imagecodecs.PNG.FILTER.PAETH},
+              {"level": 9, "strategy": imagecodecs.PNG.STRATEGY.FILTERED}, _PNG_STREAMING)
 
 
 def format_for_path(path: str | Path) -> OutputFormat | None:
@@ -662,25 +667,29 @@ def _png(picture: Picture, mode: PngMode, exif: bytes | None = None, xmp: bytes 
     if planes.shape[2] == 1:
         planes = planes[..., 0]
     planes = np.ascontiguousarray(planes)
+    chunks = b""
+    if picture.icc_profile:
+        chunks += png_writer.chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(picture.icc_profile))
+    if exif:  # eXIf holds the TIFF structure itself, without the "Exif\0\0" of JPEG's APP1
+        chunks += png_writer.chunk(b"eXIf", exif.removeprefix(b"Exif\x00\x00"))
+    if xmp:  # iTXt: keyword, NUL, uncompressed (0, 0), no language, no translated keyword, text
+        chunks += png_writer.chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
     # imagecodecs sizes its output buffer from the sample bytes alone, without the filter byte that
     # starts every row: narrow noisy images overflowed it. Give it the worst case (zlib's stored
     # blocks add 5 bytes per 64 KiB) plus room for the headers.
     bound = planes.nbytes + planes.shape[0] + planes.nbytes // 256 + 4096
-    data = min((imagecodecs.png_encode(planes, out=bound, **options)
-                for options in _PNG_CANDIDATES[mode]), key=len)
-    chunks = b""
-    if picture.icc_profile:
-        chunks += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(picture.icc_profile))
-    if exif:  # eXIf holds the TIFF structure itself, without the "Exif\0\0" of JPEG's APP1
-        chunks += _png_chunk(b"eXIf", exif.removeprefix(b"Exif\x00\x00"))
-    if xmp:  # iTXt: keyword, NUL, uncompressed (0, 0), no language, no translated keyword, text
-        chunks += _png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
-    return _after_ihdr(data, chunks) if chunks else data
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(
-        ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    if planes.nbytes <= _PNG_WRITER_MAX_BYTES:
+        fast = png_writer.encode_png(planes, chunks)
+    else:
+        fast = imagecodecs.png_encode(planes, out=bound, **_PNG_STREAMING)
+        fast = _after_ihdr(fast, chunks) if chunks else fast
+    if PngMode(mode) is PngMode.FAST:
+        return fast
+    smallest = min((imagecodecs.png_encode(planes, out=bound, **options) for options in _PNG_SMALL),
+                   key=len)
+    if len(smallest) + len(chunks) >= len(fast):
+        return fast
+    return _after_ihdr(smallest, chunks) if chunks else smallest
 
 
 def _after_ihdr(png: bytes, chunks: bytes) -> bytes:

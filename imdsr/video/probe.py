@@ -156,10 +156,11 @@ def read_header(container: av.container.InputContainer) -> VideoInfo:
 
 def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     """The frame's display matrix (9 int32, FFmpeg's layout), or None when it has none."""
-    for data in frame.side_data:
-        if data.type is av.sidedata.sidedata.Type.DISPLAYMATRIX and data.buffer_size == 36:
-            return struct.unpack("=9i", bytes(data))
-    return None
+    # By type, not by iterating: PyAV 18 iterates the container's types, older ones its entries.
+    data = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+    if data is None or data.buffer_size != 36:
+        return None
+    return struct.unpack("=9i", bytes(data))
 
 
 def _orientation(container: av.container.InputContainer, info: VideoInfo) -> VideoInfo:

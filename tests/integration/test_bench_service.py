@@ -17,12 +17,18 @@ def test_bench_service_runs_every_part(variant_weights, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, [
         "bench", "service", "--variant", "c4", "--weights", str(variant_weights["c4"]),
         "--size", "48", "--concurrency", "1", "--concurrency", "2", "--rounds", "1",
-        "--threads", "1", "--out", str(out)])
+        "--threads", "1", "--settle", "0", "--out", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "service.json").read_text())
     assert set(report["model_ms"]) == {"bare (published architecture, onnxruntime)",
                                        "bare (published architecture, openvino defaults)",
+                                       "bare (published architecture, openvino defaults, reshaped "
+                                       "to the image)",
                                        "served graph, onnxruntime", "served graph, openvino"}
+    # the bare anchors: timed before Triton and after the service, the faster kept
+    assert all(len(runs) == 2 and report["model_ms"][name] == min(runs)
+               for name, runs in report["anchor_runs"].items())
+    assert len(report["anchor_runs"]) == 3
     # each timing says what it computed in; the service, what the loaded model resolved "auto" to
     from triton_host.python_backend.runtimes import resolve_precision
 

@@ -224,8 +224,11 @@ def test_ctrl_c_cancels_the_jobs_it_started(gateway: Gateway, huge: Path, tmp_pa
     imdsr = Path(sys.executable).parent / "imdsr"  # the installed console script
     command = [str(imdsr), "upscale", gateway.url, str(huge), "-o", str(out), "--model", MODEL, "--jobs"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMDSR_")}
+    # SIGINT as a terminal leaves it: a suite started in the background (`make test &`) ignores
+    # SIGINT, children inherit that, and Python then never turns the signal into Ctrl-C.
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     try:
         assert process.stderr is not None
         line = process.stderr.readline()  # "imdsr upscale: <file>: job <id> queued"

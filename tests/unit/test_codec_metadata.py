@@ -19,6 +19,7 @@ from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin
 
 from imdsr.imaging import codec
 from imdsr.imaging.codec import Metadata, OutputFormat, Picture, decode, encode
+from imdsr.imaging.png_writer import chunk as png_chunk
 
 BIG = 10**8
 MAKE, MODEL = 271, 272
@@ -312,10 +313,6 @@ def _jpeg_with_app1(payload: bytes) -> bytes:
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 MALFORMED = {
     "not TIFF at all": b"Exif\x00\x00this is not a TIFF header",
     "IFD offset past the end": b"Exif\x00\x00MM\x00*\xff\xff\xff\x00",
@@ -333,7 +330,7 @@ def test_malformed_exif_does_not_fail(name: str, container: str) -> None:
         data = _jpeg_with_app1(payload)
     else:
         png = _save(_marked(), "PNG")
-        data = png[:33] + _png_chunk(b"eXIf", payload.removeprefix(b"Exif\x00\x00")) + png[33:]
+        data = png[:33] + png_chunk(b"eXIf", payload.removeprefix(b"Exif\x00\x00")) + png[33:]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about the broken block; that is expected
         picture = decode(data, BIG)

@@ -64,6 +64,15 @@ def test_serving_rejects_unknown_keys_and_impossible_batches(tmp_path: Path) -> 
         ServingConfig.model_validate({"gpu": {"tensorrt_version": "10.5"}})
 
 
+def test_side_by_side_needs_whole_threads_per_stream() -> None:
+    with pytest.raises(ValidationError, match="side_by_side = 2 needs intra_op_threads a multiple"):
+        ServingConfig.model_validate({"cpu": {"intra_op_threads": 3, "side_by_side": 2}})
+    with pytest.raises(ValidationError, match="static_shapes"):
+        ServingConfig.model_validate({"cpu": {"static_shapes": -1}})
+    ok = ServingConfig.model_validate({"cpu": {"intra_op_threads": 4, "side_by_side": 2}})
+    assert ok.cpu.side_by_side == 2
+
+
 # --- config.pbtxt -------------------------------------------------------------------------------
 
 
@@ -283,6 +292,9 @@ def test_cpu_precision_reaches_the_backend_and_native_repos_refuse_bf16(cfg: Ser
 
     params = {p["key"]: p["value"]["string_value"] for p in model_config("c4", "cpu", cfg)["parameters"]}
     assert params["precision"] == "auto"  # the default: resolved by the model where it loads
+    # OpenVINO's streams and per-shape compilations, as serving.toml says (runtimes.py reads them)
+    assert (params["side_by_side"], params["static_shapes"]) == (
+        str(cfg.cpu.side_by_side), str(cfg.cpu.static_shapes))
     native = model_config("c4", "cpu", cfg, native=True)  # "auto": the native backend's own choice
     assert "precision" not in {p["key"] for p in native["parameters"]}
     assert DESCRIPTION_NAME not in [o["name"] for o in native["output"]]

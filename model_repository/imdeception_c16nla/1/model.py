@@ -91,7 +91,9 @@ class TritonPythonModel:
         self.runner = make_runner(runtime, str(model_path),
                                   int(params.get("intra_op_threads", "0")),
                                   params.get("allow_spinning", "0") == "1",
-                                  params.get("precision", "f32"), _device(args, params))
+                                  params.get("precision", "f32"), _device(args, params),
+                                  int(params.get("side_by_side", "1")),
+                                  int(params.get("static_shapes", "0")))
         # "0" (the cpu config): each request runs on its own even when Triton hands over several
         # (its dynamic batcher does, whatever the preferred batch sizes): on CPU runtimes a batch
         # costs more per window than single windows, and each batch size is a new shape to keep.
@@ -127,18 +129,24 @@ class TritonPythonModel:
         groups: dict[object, list[int]] = {}
         for i, x in inputs.items():
             groups.setdefault(x.shape[1:] if self.merge else i, []).append(i)
-        for indices in groups.values():
-            batch = np.concatenate([inputs[i] for i in indices]) if len(indices) > 1 else inputs[indices[0]]
-            names = sorted({n for i in indices for n in wanted[i]})
-            # The wire-benchmark models carry one output whose dtype is converted here instead.
-            graph_names = [n if n in (OUTPUT_NAME, OUTPUT_U8_NAME) else OUTPUT_NAME for n in names]
-            try:
-                results = dict(zip(names, self.runner.run(_decode(batch), graph_names), strict=True))
-            except Exception as exc:  # one bad group must not fail the others, nor the server
-                error = pb_utils.TritonError(f"{self.name}: inference failed for input {batch.shape}: {exc}")
+        batches = [np.concatenate([inputs[i] for i in indices]) if len(indices) > 1
+                   else inputs[indices[0]] for indices in groups.values()]
+        names = [sorted({n for i in indices for n in wanted[i]}) for indices in groups.values()]
+        # The wire-benchmark models carry one output whose dtype is converted here instead.
+        graph_names = [[n if n in (OUTPUT_NAME, OUTPUT_U8_NAME) else OUTPUT_NAME for n in group]
+                       for group in names]
+        try:  # side by side where the runner can (OpenVINO streams: side_by_side)
+            outcomes = self.runner.run_many([_decode(b) for b in batches], graph_names)
+        except Exception:  # noqa: BLE001 - each group again on its own: one bad group fails alone
+            outcomes = [self._run_alone(b, g) for b, g in zip(batches, graph_names, strict=True)]
+        for indices, batch, group, outcome in zip(groups.values(), batches, names, outcomes, strict=True):
+            if isinstance(outcome, Exception):  # one bad group must not fail the others, nor the server
+                error = pb_utils.TritonError(
+                    f"{self.name}: inference failed for input {batch.shape}: {outcome}")
                 for i in indices:
                     responses[i] = pb_utils.InferenceResponse(output_tensors=[], error=error)
                 continue
+            results = dict(zip(group, outcome, strict=True))
             start = 0
             for i in indices:
                 n = inputs[i].shape[0]
@@ -148,6 +156,12 @@ class TritonPythonModel:
                 responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
                 start += n
         return responses
+
+    def _run_alone(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray] | Exception:
+        try:
+            return self.runner.run(_decode(batch), names)
+        except Exception as exc:  # noqa: BLE001 - reported in that group's responses
+            return exc
 
     def finalize(self) -> None:
         self.runner = None

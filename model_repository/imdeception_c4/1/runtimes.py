@@ -9,6 +9,8 @@ Triton serves and the model the benchmark times are one piece of code.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +86,11 @@ class Runner:
     def run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
         raise NotImplementedError
 
+    def run_many(self, xs: list[np.ndarray], names: list[list[str]]) -> list[list[np.ndarray]]:
+        """``run`` of each input (the requests Triton handed over at once); one after the other
+        unless the runner can run them side by side."""
+        return [self.run(x, n) for x, n in zip(xs, names, strict=True)]
+
 
 class OrtRunner(Runner):
     runtime = "onnxruntime"
@@ -104,30 +111,202 @@ class OrtRunner(Runner):
         return self.session.run(names, {self.input: x})
 
 
+class StaticShapes:
+    """Which input shapes get a compilation of their own (OpenVINO, ``OpenVinoRunner``).
+
+    A graph compiled for one static shape runs faster than the dynamic-shape graph (c16nla at
+    256 px, bf16, 2 threads: 115 vs 136 ms on the Intel AMX VM of docs/PERFORMANCE.md), but each
+    compilation holds its own buffers (60-170 MiB at 256-320 px). So at most ``capacity`` shapes
+    are kept, the ones seen most: a shape is compiled on its ``admit_after``-th sighting while
+    there is room, and then replaces the least-seen kept shape only once seen twice as often as
+    it, so that images of random sizes (buckets make them a few dozen shapes) do not recompile
+    all the time; everything else runs on the dynamic graph. Counts halve every ``decay_every``
+    sightings, so the kept set follows what the traffic is now.
+    """
+
+    def __init__(self, capacity: int, admit_after: int = 2, decay_every: int = 256,
+                 remembered: int = 256) -> None:
+        self.capacity = capacity
+        self.admit_after = admit_after
+        self.decay_every = decay_every
+        self.remembered = remembered  # shapes counted at most (clients may send any window)
+        self.hits: dict[tuple[int, ...], float] = {}
+        # Kept shapes, oldest first: of two kept shapes seen as often, the older goes first.
+        self.kept: dict[tuple[int, ...], None] = {}
+        self._seen = 0
+
+    def decide(self, shape: tuple[int, ...]) -> tuple[bool, tuple[int, ...] | None]:
+        """Count a sighting of ``shape``; (whether it is to be compiled now, the kept shape to
+        drop for it or None). A kept shape answers (False, None): it is already compiled."""
+        self._seen += 1
+        if self._seen % self.decay_every == 0:
+            self.hits = {k: v / 2 for k, v in self.hits.items() if v >= 1 or k in self.kept}
+        self.hits[shape] = self.hits.get(shape, 0.0) + 1
+        if len(self.hits) > self.remembered:  # forget the rarest shape that is not kept
+            rarest = min((k for k in self.hits if k not in self.kept and k != shape),
+                         key=self.hits.__getitem__)
+            del self.hits[rarest]
+        if shape in self.kept or self.capacity <= 0 or self.hits[shape] < self.admit_after:
+            return False, None
+        if len(self.kept) < self.capacity:
+            self.kept[shape] = None
+            return True, None
+        weakest = min(self.kept, key=self.hits.__getitem__)
+        if self.hits[shape] < 2 * self.hits[weakest]:
+            return False, None
+        del self.kept[weakest]
+        self.kept[shape] = None
+        return True, weakest
+
+
 class OpenVinoRunner(Runner):
+    """One request at a time on all ``threads`` (LATENCY, one stream); with ``side_by_side`` > 1,
+    a second compilation of the graph with that many streams of ``threads / side_by_side``
+    threads each runs the requests Triton hands over together, one per stream; with
+    ``static_shapes`` > 0, the shapes seen most get compilations of their own (``StaticShapes``),
+    compiled in the background (``background``; False: at once, for tests) while the dynamic
+    graph serves.
+
+    Why two compilations: a lone request is fastest on every thread, but when the cores are shared
+    (the gateway's decode and encode, other instances), one thread of a request that is preempted
+    holds up the other at every layer's barrier, which spins: on the 2-core AMD VM of
+    docs/PERFORMANCE.md the 2-thread graph cost 389 core-ms per 256-px window in the service at 4
+    clients against 320 alone. Streams of one thread share nothing and never wait for each other.
+    With static shapes on the Intel AMX VM the gain was within noise (export/serving.toml), and a
+    second compilation costs its own buffers, so the shipped config keeps side_by_side = 1.
+    """
+
     runtime = "openvino"
 
-    def __init__(self, path: str, threads: int, spinning: bool, precision: str = "f32") -> None:
+    def __init__(self, path: str, threads: int, spinning: bool, precision: str = "f32",
+                 side_by_side: int = 1, static_shapes: int = 0, background: bool = True) -> None:
         import openvino as ov
 
-        core = ov.Core()
-        config = {
+        self._ov = ov
+        self._core = ov.Core()
+        self._model = self._core.read_model(path)
+        self._latency = {
             "PERFORMANCE_HINT": "LATENCY",       # one request at a time per instance, all its threads
             # Always explicit: OpenVINO picks bf16 by itself on CPUs with AMX unless told f32.
             "INFERENCE_PRECISION_HINT": precision,
             "NUM_STREAMS": "1",
         }
         if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = str(threads)
+            self._latency["INFERENCE_NUM_THREADS"] = str(threads)
+        self._streams = None
+        if side_by_side > 1 and threads >= side_by_side:
+            self._streams = {
+                "INFERENCE_PRECISION_HINT": precision,
+                "NUM_STREAMS": str(side_by_side),
+                "INFERENCE_NUM_THREADS": str(threads),
+                # Several compilations in one process: pinned, each would claim the same cores.
+                "ENABLE_CPU_PINNING": "NO",
+            }
+        self._streams_count = side_by_side
         self.precision = precision
-        self.compiled = core.compile_model(core.read_model(path), "CPU", config)
-        self.request = self.compiled.create_infer_request()
-        self.outputs = {o.get_any_name(): o for o in self.compiled.outputs}
+        self.static = StaticShapes(static_shapes)
+        self._dynamic = self._compile(self._model)
+        self.compiled = self._dynamic[0].get_compiled_model()  # the dynamic-shape graph
+        self._graphs: dict[tuple[int, ...], tuple] = {}  # static shape -> (request, queue)
+        self._lock = threading.Lock()
+        # One compilation at a time, in the background: a request never waits for one.
+        self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino-compile")
+        self._background = background
+        self._failed: list[tuple[int, ...]] = []  # filled by the compiler, emptied by _graph
+
+    def _compile(self, model) -> tuple:  # noqa: ANN001 - ov.Model; -> (InferRequest, queue or None)
+        request = self._core.compile_model(model, "CPU", self._latency).create_infer_request()
+        queue = None
+        if self._streams is not None:
+            queue = self._ov.AsyncInferQueue(self._core.compile_model(model, "CPU", self._streams),
+                                             self._streams_count)
+        return request, queue
+
+    def _graph(self, shape: tuple[int, ...]) -> tuple:
+        """The compilation that runs ``shape``: its own static one once ready, else the dynamic
+        graph (while a new shape's compilation is under way, requests do not wait for it)."""
+        while self._failed:  # a shape whose compilation failed stops holding a place
+            self.static.kept.pop(self._failed.pop(), None)
+        compile_now, drop = self.static.decide(shape)
+        if drop is not None:
+            with self._lock:
+                self._graphs.pop(drop, None)
+        if compile_now:
+            job = self._compiler.submit(self._compile_static, shape)
+            if not self._background:
+                job.result()
+        with self._lock:
+            return self._graphs.get(shape, self._dynamic)
+
+    def _compile_static(self, shape: tuple[int, ...]) -> None:
+        """Compile and warm (OpenVINO sets up its kernels on the first inference) ``shape``'s
+        own graph, off the request path; kept only if the shape is still wanted by then."""
+        try:
+            model = self._model.clone()
+            model.reshape({model.inputs[0].get_any_name(): list(shape)})
+            graph = self._compile(model)
+            graph[0].infer({0: np.zeros(shape, np.float32)})
+        except Exception:  # noqa: BLE001 - the dynamic graph goes on serving the shape
+            self._failed.append(shape)
+            return
+        with self._lock:
+            if shape in self.static.kept:
+                self._graphs[shape] = graph
+
+    def wait_compiled(self) -> None:
+        """Until every compilation asked for so far is done (tests, benchmarks)."""
+        self._compiler.submit(lambda: None).result()
+
+    def static_shapes_kept(self) -> list[tuple[int, ...]]:
+        with self._lock:
+            return sorted(self._graphs)
 
     def run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
-        self.request.infer({0: x})
+        request, _ = self._graph(x.shape)
+        request.infer({0: x})
+        return self._copies(request, names)
+
+    def _copies(self, request, names: list[str]) -> list[np.ndarray]:  # noqa: ANN001 - ov.InferRequest
         # Copies: the request's buffers are reused by the next call.
-        return [np.array(self.request.get_tensor(self.outputs[n]).data) for n in names]
+        return [np.array(request.get_tensor(n).data) for n in names]
+
+    def run_many(self, xs: list[np.ndarray], names: list[list[str]]) -> list[list[np.ndarray]]:
+        if self._streams is None or len(xs) < 2:
+            return super().run_many(xs, names)
+        # Side by side per shape (one queue per compilation), in rounds of one request per
+        # stream, so that no stream idles while another finishes; a last one alone goes on every
+        # thread.
+        results: list[list[np.ndarray] | None] = [None] * len(xs)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(xs):
+            by_shape.setdefault(x.shape, []).append(i)
+        width = self._streams_count
+        for shape, indices in by_shape.items():
+            for start in range(0, len(indices), width):
+                part = indices[start:start + width]
+                if len(part) == 1:
+                    results[part[0]] = self.run(xs[part[0]], names[part[0]])
+                    continue
+                _, queue = self._graph(shape)
+                for i, outcome in zip(part, self._side_by_side(queue, [xs[i] for i in part],
+                                                               [names[i] for i in part]), strict=True):
+                    results[i] = outcome
+        return results  # type: ignore[return-value] - every index was filled above
+
+    def _side_by_side(self, queue, xs: list[np.ndarray],  # noqa: ANN001 - ov.AsyncInferQueue
+                      names: list[list[str]]) -> list[list[np.ndarray]]:
+        results: list[list[np.ndarray] | None] = [None] * len(xs)
+
+        def done(request, i: int) -> None:  # noqa: ANN001 - ov.InferRequest, in OpenVINO's thread
+            results[i] = self._copies(request, names[i])
+
+        queue.set_callback(done)
+        for i, x in enumerate(xs):
+            queue.start_async({0: x}, i)
+        queue.wait_all()
+        if any(r is None for r in results):
+            raise RuntimeError("OpenVINO returned no output for a request run side by side")
+        return results
 
 
 class TorchRunner(Runner):
@@ -184,9 +363,11 @@ def _to_numpy(t) -> np.ndarray:  # noqa: ANN001 - a CPU torch.Tensor
 
 
 def make_runner(runtime: str, path: str, threads: int = 0, spinning: bool = False,
-                precision: str = "f32", device: str = "cuda") -> Runner:
+                precision: str = "f32", device: str = "cuda", side_by_side: int = 1,
+                static_shapes: int = 0) -> Runner:
     """``device`` applies to torch-cuda only (``cuda``, ``cuda:N``; ``cpu`` to rehearse);
-    ``precision`` may be "auto" (``resolve_precision``); the runner's ``precision`` says what."""
+    ``precision`` may be "auto" (``resolve_precision``); the runner's ``precision`` says what;
+    ``side_by_side``, ``static_shapes``: OpenVINO only (``OpenVinoRunner``)."""
     if precision not in (*PRECISIONS, AUTO):
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join((AUTO, *PRECISIONS))}")
     if runtime in (*RUNTIMES, *GPU_RUNTIMES):
@@ -198,7 +379,7 @@ def make_runner(runtime: str, path: str, threads: int = 0, spinning: bool = Fals
     if runtime == "openvino":
         if precision == "fp16":
             raise ValueError("OpenVINO runs this graph in f32 or bf16, not fp16")
-        return OpenVinoRunner(path, threads, spinning, precision)
+        return OpenVinoRunner(path, threads, spinning, precision, side_by_side, static_shapes)
     if runtime == "torch-cuda":
         if precision == "bf16":
             raise ValueError("torch-cuda runs f32 or fp16, not bf16")
