@@ -678,17 +678,14 @@ def _png(picture: Picture, mode: PngMode, exif: bytes | None = None, xmp: bytes 
     # starts every row: narrow noisy images overflowed it. Give it the worst case (zlib's stored
     # blocks add 5 bytes per 64 KiB) plus room for the headers.
     bound = planes.nbytes + planes.shape[0] + planes.nbytes // 256 + 4096
-    if planes.nbytes <= _PNG_WRITER_MAX_BYTES:
-        fast = png_writer.encode_png(planes, chunks)
-    else:
-        fast = imagecodecs.png_encode(planes, out=bound, **_PNG_STREAMING)
-        fast = _after_ihdr(fast, chunks) if chunks else fast
-    if PngMode(mode) is PngMode.FAST:
-        return fast
-    smallest = min((imagecodecs.png_encode(planes, out=bound, **options) for options in _PNG_SMALL),
-                   key=len)
-    if len(smallest) + len(chunks) >= len(fast):
-        return fast
+    writer = png_writer.encode_png(planes, chunks) if planes.nbytes <= _PNG_WRITER_MAX_BYTES else None
+    if writer is not None and PngMode(mode) is PngMode.FAST:
+        return writer
+    # libpng: the candidates of `small`, or (a picture too large for the writer) `fast` itself.
+    options = _PNG_SMALL if PngMode(mode) is PngMode.SMALL else (_PNG_STREAMING,)
+    smallest = min((imagecodecs.png_encode(planes, out=bound, **o) for o in options), key=len)
+    if writer is not None and len(smallest) + len(chunks) >= len(writer):
+        return writer
     return _after_ihdr(smallest, chunks) if chunks else smallest
 
 
