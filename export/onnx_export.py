@@ -141,19 +141,19 @@ def simplify(proto: onnx.ModelProto) -> onnx.ModelProto:
     return slim
 
 
-def split_convolutions(proto: onnx.ModelProto) -> onnx.ModelProto:
+def split_convolutions(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """Each convolution whose output channels are split apart as one convolution per part
     (``export.conv_splits``), kept only if it computes what ``proto`` does at an odd shape to
-    within float rounding (other kernels sum in another order)."""
+    within float rounding (other kernels sum in another order); and how many Splits went."""
     from export.conv_splits import split_conv_outputs
 
     split, count = split_conv_outputs(proto)
     if not count:
-        return proto
+        return proto, 0
     x = np.random.default_rng(0).random(VERIFY_SHAPES[0], dtype=np.float32)
     if not np.allclose(run_onnx(proto, x), run_onnx(split, x), rtol=0, atol=SPLIT_TOLERANCE):
-        return proto
-    return split
+        return proto, 0
+    return split, count
 
 
 def export_onnx(variant: str, weights: str | Path, out: str | Path, *, scale: int = SCALE,
@@ -162,7 +162,7 @@ def export_onnx(variant: str, weights: str | Path, out: str | Path, *, scale: in
     model, meta = load_model(variant, weights, scale)
     traced = trace_to_onnx(model, opset)
     slim = simplify(traced) if simplified else traced
-    final = split_convolutions(slim) if simplified else traced
+    final, splits = split_convolutions(slim) if simplified else (traced, 0)
     prov = Provenance(variant, scale, file_sha256(weights), meta.source)
     onnx.helper.set_model_props(final, prov.as_metadata())
     final.doc_string = f"{type(model).__name__} {variant} x{scale} (imdsr)"
@@ -170,8 +170,6 @@ def export_onnx(variant: str, weights: str | Path, out: str | Path, *, scale: in
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(final.SerializeToString())
-    splits = sum(n.op_type == "Split" for n in slim.graph.node) - sum(
-        n.op_type == "Split" for n in final.graph.node)
     return ExportResult(out, prov, len(traced.graph.node), len(final.graph.node),
                         len(slim.graph.node), splits)
 

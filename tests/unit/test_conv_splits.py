@@ -121,9 +121,11 @@ def test_a_rewrite_that_changes_the_output_is_not_kept(monkeypatch: pytest.Monke
     monkeypatch.setattr(conv_splits, "split_conv_outputs", wrong)
     # split_convolutions checks at the export's verify shape (3 input channels): a 3-channel graph
     three = _three_channel(proto)
-    assert split_convolutions(three) is three
+    result, count = split_convolutions(three)
+    assert result is three and count == 0
     monkeypatch.setattr(conv_splits, "split_conv_outputs", real)
-    assert "Split" not in {n.op_type for n in split_convolutions(three).graph.node}
+    kept, count = split_convolutions(three)
+    assert count == 1 and "Split" not in {n.op_type for n in kept.graph.node}
 
 
 def _three_channel(proto: onnx.ModelProto) -> onnx.ModelProto:

@@ -124,3 +124,18 @@ def test_a_failed_compilation_serves_on_and_frees_its_place(c4nla_onnx: str) -> 
     for _ in range(2):  # x no longer holds the one place: y gets it on its second sighting
         runner.run(y, [OUTPUT_U8_NAME])
     assert runner.static_shapes_kept() == [y.shape]
+
+
+@pytest.mark.parametrize(("runtime", "side_by_side"), [("onnxruntime", 1), ("openvino", 1), ("openvino", 2)])
+def test_a_bad_input_among_several_fails_alone(c4nla_onnx: str, runtime: str, side_by_side: int) -> None:
+    """What Triton hands over at once: each input gets its outputs or its own error; two bad ones
+    of one shape (a round side by side that fails) each get theirs too."""
+    rng = np.random.default_rng(3)
+    runner = make_runner(runtime, c4nla_onnx, 2, precision="f32", side_by_side=side_by_side)
+    good = rng.random((1, 3, 32, 40), dtype=np.float32)
+    bad = rng.random((1, 2, 32, 40), dtype=np.float32)  # two channels: the graph takes three
+    outcomes = runner.run_many([good, bad, good, bad], [[OUTPUT_U8_NAME]] * 4)
+    want = runner.run(good, [OUTPUT_U8_NAME])[0]
+    assert isinstance(outcomes[1], Exception) and isinstance(outcomes[3], Exception)
+    for outcome in (outcomes[0], outcomes[2]):
+        assert not isinstance(outcome, Exception) and np.array_equal(outcome[0], want)

@@ -86,10 +86,18 @@ class Runner:
     def run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def run_many(self, xs: list[np.ndarray], names: list[list[str]]) -> list[list[np.ndarray]]:
-        """``run`` of each input (the requests Triton handed over at once); one after the other
-        unless the runner can run them side by side."""
-        return [self.run(x, n) for x, n in zip(xs, names, strict=True)]
+    def run_many(self, xs: list[np.ndarray], names: list[list[str]]
+                 ) -> list[list[np.ndarray] | Exception]:
+        """``run`` of each input (the requests Triton handed over at once), one after the other
+        unless the runner can run them side by side: each input's outputs, or the exception it
+        raised (one bad input fails alone, and nothing runs twice)."""
+        return [self.run_or_error(x, n) for x, n in zip(xs, names, strict=True)]
+
+    def run_or_error(self, x: np.ndarray, names: list[str]) -> list[np.ndarray] | Exception:
+        try:
+            return self.run(x, names)
+        except Exception as exc:  # noqa: BLE001 - the caller answers that input with it
+            return exc
 
 
 class OrtRunner(Runner):
@@ -270,13 +278,14 @@ class OpenVinoRunner(Runner):
         # Copies: the request's buffers are reused by the next call.
         return [np.array(request.get_tensor(n).data) for n in names]
 
-    def run_many(self, xs: list[np.ndarray], names: list[list[str]]) -> list[list[np.ndarray]]:
+    def run_many(self, xs: list[np.ndarray], names: list[list[str]]
+                 ) -> list[list[np.ndarray] | Exception]:
         if self._streams is None or len(xs) < 2:
             return super().run_many(xs, names)
         # Side by side per shape (one queue per compilation), in rounds of one request per
         # stream, so that no stream idles while another finishes; a last one alone goes on every
         # thread.
-        results: list[list[np.ndarray] | None] = [None] * len(xs)
+        results: list[list[np.ndarray] | Exception | None] = [None] * len(xs)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, x in enumerate(xs):
             by_shape.setdefault(x.shape, []).append(i)
@@ -285,11 +294,14 @@ class OpenVinoRunner(Runner):
             for start in range(0, len(indices), width):
                 part = indices[start:start + width]
                 if len(part) == 1:
-                    results[part[0]] = self.run(xs[part[0]], names[part[0]])
+                    results[part[0]] = self.run_or_error(xs[part[0]], names[part[0]])
                     continue
-                _, queue = self._graph(shape)
-                for i, outcome in zip(part, self._side_by_side(queue, [xs[i] for i in part],
-                                                               [names[i] for i in part]), strict=True):
+                try:
+                    _, queue = self._graph(shape)
+                    outcomes = self._side_by_side(queue, [xs[i] for i in part], [names[i] for i in part])
+                except Exception:  # noqa: BLE001 - that round again one by one: a bad one fails alone
+                    outcomes = [self.run_or_error(xs[i], names[i]) for i in part]
+                for i, outcome in zip(part, outcomes, strict=True):
                     results[i] = outcome
         return results  # type: ignore[return-value] - every index was filled above
 

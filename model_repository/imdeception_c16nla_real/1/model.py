@@ -135,12 +135,11 @@ class TritonPythonModel:
         # The wire-benchmark models carry one output whose dtype is converted here instead.
         graph_names = [[n if n in (OUTPUT_NAME, OUTPUT_U8_NAME) else OUTPUT_NAME for n in group]
                        for group in names]
-        try:  # side by side where the runner can (OpenVINO streams: side_by_side)
-            outcomes = self.runner.run_many([_decode(b) for b in batches], graph_names)
-        except Exception:  # noqa: BLE001 - each group again on its own: one bad group fails alone
-            outcomes = [self._run_alone(b, g) for b, g in zip(batches, graph_names, strict=True)]
+        # Side by side where the runner can (OpenVINO streams: side_by_side); a group that fails
+        # comes back as its exception, and must not fail the others, nor the server.
+        outcomes = self.runner.run_many([_decode(b) for b in batches], graph_names)
         for indices, batch, group, outcome in zip(groups.values(), batches, names, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # one bad group must not fail the others, nor the server
+            if isinstance(outcome, Exception):
                 error = pb_utils.TritonError(
                     f"{self.name}: inference failed for input {batch.shape}: {outcome}")
                 for i in indices:
@@ -156,12 +155,6 @@ class TritonPythonModel:
                 responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
                 start += n
         return responses
-
-    def _run_alone(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray] | Exception:
-        try:
-            return self.runner.run(_decode(batch), names)
-        except Exception as exc:  # noqa: BLE001 - reported in that group's responses
-            return exc
 
     def finalize(self) -> None:
         self.runner = None
